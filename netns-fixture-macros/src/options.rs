@@ -1,0 +1,225 @@
+//! The attribute's options, parsed and checked.
+
+use netns_fixture_topology::builtin;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, ToTokens};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+
+/// Where the lab's description comes from.
+pub enum TopologySource {
+    Builtin(LitStr),
+    Function(syn::Path),
+}
+
+pub enum Flavor {
+    CurrentThread,
+    MultiThread(Option<usize>),
+}
+
+pub struct Options {
+    pub topology: TopologySource,
+    pub node: Option<LitStr>,
+    pub timeout_ms: Option<u64>,
+    pub flavor: Flavor,
+    pub flavor_span: Option<Span>,
+}
+
+impl Options {
+    pub fn parse(args: TokenStream) -> syn::Result<Options> {
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args.clone())?;
+        let mut topology = None;
+        let mut node = None;
+        let mut timeout_ms = None;
+        let mut flavor_name: Option<LitStr> = None;
+        let mut workers: Option<(usize, Span)> = None;
+        for meta in metas {
+            let Meta::NameValue(nv) = &meta else {
+                return Err(syn::Error::new(
+                    meta.span(),
+                    "expected `name = value`, e.g. `topology = \"pair\"`",
+                ));
+            };
+            let key = nv
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            let once = |seen: bool| {
+                if seen {
+                    Err(syn::Error::new(
+                        nv.path.span(),
+                        format!("`{key}` is given twice"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            match key.as_str() {
+                "topology" => {
+                    once(topology.is_some())?;
+                    topology = Some(match &nv.value {
+                        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => TopologySource::Builtin(s.clone()),
+                        Expr::Path(p) => TopologySource::Function(p.path.clone()),
+                        other => {
+                            return Err(syn::Error::new(
+                                other.span(),
+                                "`topology` takes a built-in's name (`topology = \"pair\"`) or a function returning `Topology` (`topology = my_lab`)",
+                            ))
+                        }
+                    });
+                }
+                "node" => {
+                    once(node.is_some())?;
+                    node = Some(string(&nv.value, "node")?);
+                }
+                "timeout" => {
+                    once(timeout_ms.is_some())?;
+                    let text = string(&nv.value, "timeout")?;
+                    timeout_ms = Some(parse_duration(&text.value()).map_err(|e| syn::Error::new(text.span(), e))?);
+                }
+                "flavor" => {
+                    once(flavor_name.is_some())?;
+                    flavor_name = Some(string(&nv.value, "flavor")?);
+                }
+                "worker_threads" => {
+                    once(workers.is_some())?;
+                    let Expr::Lit(ExprLit { lit: Lit::Int(n), .. }) = &nv.value else {
+                        return Err(syn::Error::new(nv.value.span(), "`worker_threads` takes a number"));
+                    };
+                    let count: usize = n.base10_parse()?;
+                    if count == 0 {
+                        return Err(syn::Error::new(n.span(), "`worker_threads` must be at least 1"));
+                    }
+                    workers = Some((count, n.span()));
+                }
+                _ => {
+                    return Err(syn::Error::new(
+                        nv.path.span(),
+                        format!("unknown option `{}`: expected `topology`, `node`, `timeout`, `flavor` or `worker_threads`", nv.path.to_token_stream()),
+                    ))
+                }
+            }
+        }
+        let topology = topology.ok_or_else(|| {
+            syn::Error::new(
+                Span::call_site(),
+                format!(
+                    "missing `topology = ...`: name a built-in ({}) or a function returning `Topology`",
+                    builtin::NAMES.join(", ")
+                ),
+            )
+        })?;
+        let worker_count = workers.map(|(count, _)| count);
+        let flavor = match flavor_name.as_ref().map(LitStr::value).as_deref() {
+            None if workers.is_none() => Flavor::CurrentThread,
+            None | Some("multi_thread") => Flavor::MultiThread(worker_count),
+            Some("current_thread") => match workers {
+                Some((_, span)) => {
+                    return Err(syn::Error::new(
+                        span,
+                        "`worker_threads` needs `flavor = \"multi_thread\"`",
+                    ))
+                }
+                None => Flavor::CurrentThread,
+            },
+            Some(other) => {
+                return Err(syn::Error::new(
+                    flavor_name.as_ref().map_or(Span::call_site(), LitStr::span),
+                    format!(
+                        "unknown flavor `{other}`: expected `current_thread` or `multi_thread`"
+                    ),
+                ))
+            }
+        };
+        let options = Options {
+            topology,
+            node,
+            timeout_ms,
+            flavor,
+            flavor_span: flavor_name
+                .map(|f| f.span())
+                .or(workers.map(|(_, span)| span)),
+        };
+        options.check_builtin()?;
+        Ok(options)
+    }
+
+    /// Built-in names and their nodes are known here: mistakes are compile errors.
+    fn check_builtin(&self) -> syn::Result<()> {
+        let TopologySource::Builtin(name) = &self.topology else {
+            return Ok(());
+        };
+        let Some(topology) = builtin::get(&name.value()) else {
+            return Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "unknown topology `{}`: the built-in topologies are {}",
+                    name.value(),
+                    builtin::NAMES.join(", ")
+                ),
+            ));
+        };
+        if let Some(node) = &self.node {
+            if topology.node(&node.value()).is_none() {
+                let nodes: Vec<&str> = topology.nodes().iter().map(|n| n.name.as_str()).collect();
+                return Err(syn::Error::new(
+                    node.span(),
+                    format!(
+                        "unknown node `{}` in topology `{}`: its nodes are {}",
+                        node.value(),
+                        name.value(),
+                        nodes.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The expression that yields the `Topology` at run time.
+    pub fn topology_expr(&self) -> TokenStream {
+        match &self.topology {
+            TopologySource::Builtin(name) => quote!(::netns_fixture::__private::builtin(#name)),
+            TopologySource::Function(path) => {
+                quote!(::netns_fixture::__private::from_function(#path))
+            }
+        }
+    }
+}
+
+fn string(value: &Expr, key: &str) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` takes a string, e.g. `{key} = \"...\"`"),
+        )),
+    }
+}
+
+/// `"250ms"`, `"10s"`, `"2m"` in milliseconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || {
+        format!("cannot read `{text}` as a duration: write it like \"500ms\", \"10s\" or \"2m\"")
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let factor = match unit.trim() {
+        "ms" => 1,
+        "s" => 1000,
+        "m" | "min" => 60_000,
+        _ => return Err(bad()),
+    };
+    match number * factor {
+        0 => Err(format!("timeout `{text}` is zero")),
+        ms => Ok(ms),
+    }
+}

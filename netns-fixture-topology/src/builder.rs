@@ -1,0 +1,557 @@
+//! Describing a topology in Rust, and checking it before anything is created.
+
+use crate::spec::{BridgeSpec, EndpointSpec, LinkSpec, NodeSpec, RouteSpec, Topology};
+use crate::{Firewall, IpNet};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// Linux limits interface names to 15 bytes (IFNAMSIZ minus the NUL).
+pub const MAX_INTERFACE_NAME: usize = 15;
+
+/// Why a topology is invalid. Every variant names the node, interface or value at
+/// fault, so the message alone tells the user what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopologyError {
+    /// The topology has no node.
+    NoNodes {
+        /// The topology.
+        topology: String,
+    },
+    /// Two nodes share a name.
+    DuplicateNode {
+        /// The name used twice.
+        node: String,
+    },
+    /// A node or interface name is empty or has characters Linux refuses.
+    BadName {
+        /// What kind of name ("node", "interface").
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An interface name is over 15 bytes.
+    InterfaceNameTooLong {
+        /// The node.
+        node: String,
+        /// The name.
+        interface: String,
+    },
+    /// Two interfaces of one node share a name.
+    DuplicateInterface {
+        /// The node.
+        node: String,
+        /// The name used twice.
+        interface: String,
+    },
+    /// A link, route or setting refers to a node the topology does not have.
+    UnknownNode {
+        /// What refers to it.
+        context: String,
+        /// The missing node.
+        node: String,
+        /// The nodes that exist.
+        known: Vec<String>,
+    },
+    /// An endpoint names a bridge its node does not have.
+    UnknownBridge {
+        /// The node.
+        node: String,
+        /// The missing bridge.
+        bridge: String,
+    },
+    /// A firewall rule names an interface its node does not have.
+    UnknownInterface {
+        /// The node.
+        node: String,
+        /// The missing interface.
+        interface: String,
+        /// The interfaces the node has.
+        known: Vec<String>,
+    },
+    /// An address or prefix did not parse, or the prefix is out of range.
+    BadAddress {
+        /// Where it was given.
+        context: String,
+        /// The text given.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The same address is configured twice in the lab.
+    DuplicateAddress {
+        /// The address.
+        address: IpAddr,
+        /// Its first place (`node/interface`).
+        first: String,
+        /// Its second place.
+        second: String,
+    },
+}
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopologyError::NoNodes { topology } => {
+                write!(f, "topology `{topology}` has no nodes")
+            }
+            TopologyError::DuplicateNode { node } => {
+                write!(f, "duplicate node `{node}`: node names must be unique")
+            }
+            TopologyError::BadName { kind, name, why } => {
+                write!(f, "invalid {kind} name `{name}`: {why}")
+            }
+            TopologyError::InterfaceNameTooLong { node, interface } => write!(
+                f,
+                "interface name `{interface}` on node `{node}` is {} bytes; Linux allows at most {MAX_INTERFACE_NAME}",
+                interface.len()
+            ),
+            TopologyError::DuplicateInterface { node, interface } => {
+                write!(f, "node `{node}` has two interfaces called `{interface}`")
+            }
+            TopologyError::UnknownNode {
+                context,
+                node,
+                known,
+            } => write!(
+                f,
+                "{context} refers to unknown node `{node}` (nodes are: {})",
+                known.join(", ")
+            ),
+            TopologyError::UnknownBridge { node, bridge } => {
+                write!(f, "node `{node}` has no bridge `{bridge}` to attach a port to")
+            }
+            TopologyError::UnknownInterface {
+                node,
+                interface,
+                known,
+            } => write!(
+                f,
+                "a firewall rule on node `{node}` names interface `{interface}`, which the node does not have (it has: {})",
+                known.join(", ")
+            ),
+            TopologyError::BadAddress {
+                context,
+                value,
+                why,
+            } => write!(f, "bad address `{value}` for {context}: {why}"),
+            TopologyError::DuplicateAddress {
+                address,
+                first,
+                second,
+            } => write!(
+                f,
+                "duplicate address {address}: on {first} and again on {second}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TopologyError {}
+
+/// Describes a topology step by step; [`TopologyBuilder::build`] checks it.
+///
+/// ```
+/// use netns_fixture_topology::{Topology, TopologyError};
+/// let err = Topology::builder("typo")
+///     .node("a", |n| n)
+///     .link(("a", "eth0", "10.0.0.1/24"), ("b", "eth0", "10.0.0.2/24"))
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(err, TopologyError::UnknownNode { .. }));
+/// assert!(err.to_string().contains("unknown node `b`"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct TopologyBuilder {
+    name: String,
+    nodes: Vec<NodeBuilder>,
+    links: Vec<LinkSpec>,
+    default_node: Option<String>,
+}
+
+impl TopologyBuilder {
+    /// A new, empty topology called `name`.
+    pub fn new(name: &str) -> Self {
+        TopologyBuilder {
+            name: name.into(),
+            nodes: Vec::new(),
+            links: Vec::new(),
+            default_node: None,
+        }
+    }
+
+    /// Adds a node; `configure` sets its routes, bridges, forwarding and firewall.
+    ///
+    /// ```
+    /// use netns_fixture_topology::Topology;
+    /// let t = Topology::builder("t")
+    ///     .node("router", |n| n.forwarding())
+    ///     .node("pc", |n| n.default_route("10.0.0.1"))
+    ///     .link(("router", "eth0", "10.0.0.1/24"), ("pc", "eth0", "10.0.0.2/24"))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(t.node("router").unwrap().forwarding);
+    /// ```
+    pub fn node(mut self, name: &str, configure: impl FnOnce(NodeBuilder) -> NodeBuilder) -> Self {
+        self.nodes.push(configure(NodeBuilder::new(name)));
+        self
+    }
+
+    /// Joins two endpoints with a veth pair.
+    pub fn link(mut self, a: impl Into<EndpointSpec>, b: impl Into<EndpointSpec>) -> Self {
+        self.links.push(LinkSpec {
+            a: a.into(),
+            b: b.into(),
+        });
+        self
+    }
+
+    /// The node test bodies run in unless they name another (default: the first node).
+    pub fn default_node(mut self, name: &str) -> Self {
+        self.default_node = Some(name.into());
+        self
+    }
+
+    /// Checks the description and returns the topology, or the first problem found.
+    pub fn build(self) -> Result<Topology, TopologyError> {
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for node in self.nodes {
+            if let Some((context, value, why)) = node.errors.into_iter().next() {
+                return Err(TopologyError::BadAddress {
+                    context: format!("{context} of node `{}`", node.spec.name),
+                    value,
+                    why,
+                });
+            }
+            nodes.push(node.spec);
+        }
+        let default_node = match self.default_node {
+            Some(name) => name,
+            None => {
+                nodes
+                    .first()
+                    .map(|n| n.name.clone())
+                    .ok_or_else(|| TopologyError::NoNodes {
+                        topology: self.name.clone(),
+                    })?
+            }
+        };
+        let topology = Topology {
+            name: self.name,
+            nodes,
+            links: self.links,
+            default_node,
+        };
+        validate(&topology)?;
+        Ok(topology)
+    }
+}
+
+/// Describes one node; handed to the closure of [`TopologyBuilder::node`].
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    spec: NodeSpec,
+    errors: Vec<(String, String, String)>,
+}
+
+impl NodeBuilder {
+    fn new(name: &str) -> Self {
+        NodeBuilder {
+            spec: NodeSpec {
+                name: name.into(),
+                forwarding: false,
+                bridges: Vec::new(),
+                routes: Vec::new(),
+                sysctls: Vec::new(),
+                firewall: None,
+            },
+            errors: Vec::new(),
+        }
+    }
+
+    fn parse<T: std::str::FromStr<Err = String>>(
+        &mut self,
+        context: &str,
+        value: &str,
+    ) -> Option<T> {
+        match value.parse() {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.errors.push((context.into(), value.into(), why));
+                None
+            }
+        }
+    }
+
+    /// Turns on IP forwarding (IPv4 and IPv6): the node is a router.
+    pub fn forwarding(mut self) -> Self {
+        self.spec.forwarding = true;
+        self
+    }
+
+    /// Adds a bridge (switch) called `name` with the given addresses.
+    pub fn bridge(mut self, name: &str, addresses: &[&str]) -> Self {
+        let addresses = addresses
+            .iter()
+            .filter_map(|a| self.parse::<IpNet>(&format!("bridge `{name}`"), a))
+            .collect();
+        self.spec.bridges.push(BridgeSpec {
+            name: name.into(),
+            addresses,
+        });
+        self
+    }
+
+    /// Adds a route to `destination` (`"10.1.0.0/16"`) via `gateway`.
+    pub fn route(mut self, destination: &str, gateway: &str) -> Self {
+        let destination = self.parse::<IpNet>("a route destination", destination);
+        let gateway = self.parse::<ParsedIp>("a route gateway", gateway);
+        if let (Some(destination), Some(ParsedIp(gateway))) = (destination, gateway) {
+            self.spec.routes.push(RouteSpec {
+                destination: destination.network(),
+                gateway,
+            });
+        }
+        self
+    }
+
+    /// Adds a default route via `gateway` (IPv4 or IPv6, by the gateway's family).
+    pub fn default_route(self, gateway: &str) -> Self {
+        let any = if gateway.contains(':') {
+            "::/0"
+        } else {
+            "0.0.0.0/0"
+        };
+        self.route(any, gateway)
+    }
+
+    /// Sets `/proc/sys/<key>` (e.g. `"net/ipv4/tcp_syncookies"`) in the node.
+    pub fn sysctl(mut self, key: &str, value: &str) -> Self {
+        self.spec.sysctls.push((key.into(), value.into()));
+        self
+    }
+
+    /// Gives the node NAT and forwarding rules.
+    pub fn firewall(mut self, firewall: Firewall) -> Self {
+        self.spec.firewall = Some(firewall);
+        self
+    }
+}
+
+/// An IP address whose parse error is a sentence, like [`IpNet`]'s.
+struct ParsedIp(IpAddr);
+
+impl std::str::FromStr for ParsedIp {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map(ParsedIp)
+            .map_err(|_| format!("`{s}` is not an IP address"))
+    }
+}
+
+fn check_name(kind: &'static str, name: &str) -> Result<(), TopologyError> {
+    let why = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || *c == '/' || *c == ':')
+    {
+        Some(format!("it contains {c:?}"))
+    } else if name == "." || name == ".." {
+        Some("it is a path component".to_string())
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(TopologyError::BadName {
+            kind,
+            name: name.into(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn validate(topology: &Topology) -> Result<(), TopologyError> {
+    let known: Vec<String> = topology.nodes.iter().map(|n| n.name.clone()).collect();
+    let unknown = |context: String, node: &str| TopologyError::UnknownNode {
+        context,
+        node: node.into(),
+        known: known.clone(),
+    };
+
+    let mut seen_nodes = Vec::new();
+    for node in &topology.nodes {
+        check_name("node", &node.name)?;
+        if seen_nodes.contains(&&node.name) {
+            return Err(TopologyError::DuplicateNode {
+                node: node.name.clone(),
+            });
+        }
+        seen_nodes.push(&node.name);
+    }
+    if !known.contains(&topology.default_node) {
+        return Err(unknown("the default node".into(), &topology.default_node));
+    }
+
+    for (i, link) in topology.links.iter().enumerate() {
+        for end in [&link.a, &link.b] {
+            let context = format!(
+                "link {} ({}/{} <-> {}/{})",
+                i + 1,
+                link.a.node,
+                link.a.interface,
+                link.b.node,
+                link.b.interface
+            );
+            if !known.contains(&end.node) {
+                return Err(unknown(context, &end.node));
+            }
+            if let Some((value, why)) = end.bad_addresses.first() {
+                return Err(TopologyError::BadAddress {
+                    context: format!("interface `{}` of node `{}`", end.interface, end.node),
+                    value: value.clone(),
+                    why: why.clone(),
+                });
+            }
+            if let Some(bridge) = &end.bridge {
+                let node = topology.node(&end.node).expect("checked above");
+                if !node.bridges.iter().any(|b| &b.name == bridge) {
+                    return Err(TopologyError::UnknownBridge {
+                        node: end.node.clone(),
+                        bridge: bridge.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut addresses: HashMap<IpAddr, String> = HashMap::new();
+    for node in &topology.nodes {
+        let interfaces = topology.interfaces_of(&node.name);
+        let mut names: Vec<&str> = vec!["lo"];
+        for (interface, nets) in &interfaces {
+            check_name("interface", interface)?;
+            if interface.len() > MAX_INTERFACE_NAME {
+                return Err(TopologyError::InterfaceNameTooLong {
+                    node: node.name.clone(),
+                    interface: interface.to_string(),
+                });
+            }
+            if names.contains(interface) {
+                return Err(TopologyError::DuplicateInterface {
+                    node: node.name.clone(),
+                    interface: interface.to_string(),
+                });
+            }
+            names.push(interface);
+            for net in nets.iter() {
+                let place = format!("{}/{}", node.name, interface);
+                if let Some(first) = addresses.insert(net.addr, place.clone()) {
+                    return Err(TopologyError::DuplicateAddress {
+                        address: net.addr,
+                        first,
+                        second: place,
+                    });
+                }
+            }
+        }
+        if let Some(firewall) = &node.firewall {
+            for interface in firewall.interface_names() {
+                if !names.contains(&interface) {
+                    return Err(TopologyError::UnknownInterface {
+                        node: node.name.clone(),
+                        interface: interface.into(),
+                        known: names.iter().map(|s| s.to_string()).collect(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Topology;
+
+    fn two() -> TopologyBuilder {
+        Topology::builder("t").node("a", |n| n).node("b", |n| n)
+    }
+
+    fn err(builder: TopologyBuilder) -> String {
+        builder.build().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rejects_each_kind_of_mistake() {
+        assert_eq!(
+            err(two().node("a", |n| n)),
+            "duplicate node `a`: node names must be unique"
+        );
+        assert_eq!(
+            err(two().link(("a", "eth0"), ("c", "eth0"))),
+            "link 1 (a/eth0 <-> c/eth0) refers to unknown node `c` (nodes are: a, b)"
+        );
+        assert_eq!(
+            err(two().link(("a", "this-name-is-too-long"), ("b", "eth0"))),
+            "interface name `this-name-is-too-long` on node `a` is 21 bytes; Linux allows at most 15"
+        );
+        assert_eq!(
+            err(two().link(("a", "eth0", "10.0.0.1/24"), ("b", "eth0", "10.0.0.1/24"))),
+            "duplicate address 10.0.0.1: on a/eth0 and again on b/eth0"
+        );
+        assert_eq!(
+            err(two().link(("a", "eth0", "10.0.0.1/40"), ("b", "eth0"))),
+            "bad address `10.0.0.1/40` for interface `eth0` of node `a`: prefix length /40 is too long for 10.0.0.1 (at most /32)"
+        );
+        assert_eq!(
+            err(two()
+                .link(("a", "eth0"), ("b", "eth0"))
+                .link(("a", "eth0"), ("b", "eth1"))),
+            "node `a` has two interfaces called `eth0`"
+        );
+        assert_eq!(
+            err(two().link(("a", "lo"), ("b", "eth0"))),
+            "node `a` has two interfaces called `lo`"
+        );
+        assert_eq!(
+            err(two().default_node("z")),
+            "the default node refers to unknown node `z` (nodes are: a, b)"
+        );
+        assert_eq!(
+            err(two().node("c", |n| n.default_route("10.0.0.300"))),
+            "bad address `10.0.0.300` for a route gateway of node `c`: `10.0.0.300` is not an IP address"
+        );
+        assert_eq!(
+            err(two().link(EndpointSpec::new("a", "p0").bridge("br0"), ("b", "eth0"))),
+            "node `a` has no bridge `br0` to attach a port to"
+        );
+        assert_eq!(
+            err(Topology::builder("t").node("bad name", |n| n)),
+            "invalid node name `bad name`: it contains ' '"
+        );
+        assert_eq!(
+            err(Topology::builder("empty")),
+            "topology `empty` has no nodes"
+        );
+    }
+
+    #[test]
+    fn firewall_interfaces_must_exist() {
+        use crate::{Firewall, Masquerade};
+        let e = err(two()
+            .node("r", |n| {
+                n.firewall(Firewall::default().masquerade(Masquerade::all().out_interface("wan0")))
+            })
+            .link(("r", "eth0"), ("a", "eth0")));
+        assert_eq!(
+            e,
+            "a firewall rule on node `r` names interface `wan0`, which the node does not have (it has: lo, eth0)"
+        );
+    }
+}

@@ -1,0 +1,491 @@
+//! A running lab: one namespace per node, wired as its [`Topology`] says.
+
+use crate::namespace::{EnterGuard, Netns};
+use crate::nat::Netfilter;
+use crate::netlink::RouteSocket;
+use crate::{sysctl, Error};
+use netns_fixture_topology::{IpNet, NodeSpec, Topology};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+
+/// A built lab. Dropping it removes everything it made: its namespaces, and with
+/// them every interface, address, route and rule.
+///
+/// ```no_run
+/// use netns_fixture::Lab;
+/// let lab = Lab::builtin("pair").unwrap();
+/// let ns2 = lab.node("ns-2");
+/// assert_eq!(ns2.ipv4().unwrap().to_string(), "10.0.0.20");
+/// ```
+pub struct Lab {
+    topology: Topology,
+    nodes: Vec<Node>,
+}
+
+/// One node of a lab: a network namespace with its interfaces.
+pub struct Node {
+    name: String,
+    netns: Netns,
+    interfaces: Vec<Interface>,
+    route: Mutex<RouteSocket>,
+    lab: String,
+}
+
+/// An interface of a node, as the topology made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// The interface name inside the node.
+    pub name: String,
+    /// Its index inside the node's namespace.
+    pub index: u32,
+    /// Its addresses.
+    pub addresses: Vec<IpNet>,
+    /// What kind of interface it is.
+    pub kind: InterfaceKind,
+}
+
+/// What an [`Interface`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceKind {
+    /// One end of a veth pair.
+    Veth {
+        /// The node holding the other end.
+        peer_node: String,
+        /// The other end's name.
+        peer_interface: String,
+        /// The bridge of this node this end is a port of, if any.
+        bridge: Option<String>,
+    },
+    /// A bridge (switch).
+    Bridge,
+}
+
+impl Lab {
+    /// Builds the built-in topology `name` (see [`crate::topology::builtin`]).
+    pub fn builtin(name: &str) -> Result<Lab, Error> {
+        let topology = netns_fixture_topology::builtin::get(name).ok_or_else(|| {
+            Error::Topology(netns_fixture_topology::TopologyError::UnknownNode {
+                context: "the built-in topology list".into(),
+                node: name.into(),
+                known: netns_fixture_topology::builtin::NAMES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            })
+        })?;
+        Lab::build(&topology)
+    }
+
+    /// Builds `topology`: namespaces, links, addresses, routes, sysctls and
+    /// firewall rules. On error nothing is left behind.
+    ///
+    /// ```no_run
+    /// use netns_fixture::{topology::Topology, Lab};
+    /// let topology = Topology::builder("mine")
+    ///     .node("a", |n| n)
+    ///     .node("b", |n| n)
+    ///     .link(("a", "eth0", "10.9.0.1/30"), ("b", "eth0", "10.9.0.2/30"))
+    ///     .build()?;
+    /// let lab = Lab::build(&topology)?;
+    /// assert_eq!(lab.nodes().len(), 2);
+    /// # Ok::<(), netns_fixture::Error>(())
+    /// ```
+    pub fn build(topology: &Topology) -> Result<Lab, Error> {
+        Builder::new(topology).build()
+    }
+
+    /// The lab's name (its topology's).
+    pub fn name(&self) -> &str {
+        self.topology.name()
+    }
+
+    /// The topology the lab was built from.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Every node, in topology order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The node called `name`.
+    ///
+    /// # Panics
+    /// If there is none; the message lists the nodes there are. Use
+    /// [`Lab::try_node`] to handle that case.
+    pub fn node(&self, name: &str) -> &Node {
+        self.try_node(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The node called `name`, or an error listing the nodes there are.
+    pub fn try_node(&self, name: &str) -> Result<&Node, Error> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::UnknownNode {
+                lab: self.name().into(),
+                node: name.into(),
+                known: self.nodes.iter().map(|n| n.name.clone()).collect(),
+            })
+    }
+
+    /// The node test bodies run in unless they name another.
+    pub fn default_node(&self) -> &Node {
+        self.node(self.topology.default_node())
+    }
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("name", &self.name())
+            .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+impl Node {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's namespace (for `setns`, `nsenter --net=`, or [`Netns::run`]).
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The node's interfaces (without `lo`).
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The interface called `name`, or an error listing the node's interfaces.
+    pub fn interface(&self, name: &str) -> Result<&Interface, Error> {
+        self.interfaces
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| Error::UnknownInterface {
+                node: self.name.clone(),
+                interface: name.into(),
+                known: self.interfaces.iter().map(|i| i.name.clone()).collect(),
+            })
+    }
+
+    /// Every address of the node, in interface order.
+    pub fn addresses(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.interfaces
+            .iter()
+            .flat_map(|i| i.addresses.iter().copied())
+    }
+
+    /// The node's first IPv4 address.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        self.addresses().find_map(|n| match n.addr {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    /// The node's first IPv6 address.
+    pub fn ipv6(&self) -> Option<Ipv6Addr> {
+        self.addresses().find_map(|n| match n.addr {
+            IpAddr::V6(v6) => Some(v6),
+            IpAddr::V4(_) => None,
+        })
+    }
+
+    /// Runs `f` on a new thread inside the node's namespace and returns its result.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("pair").unwrap();
+    /// let dev = lab.node("ns-2").run(|| std::fs::read_to_string("/proc/thread-self/net/dev").unwrap());
+    /// assert!(dev.contains("veth-2"));
+    /// ```
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.netns.run(f)
+    }
+
+    /// Moves the calling thread into the node's namespace until the guard drops.
+    pub fn enter(&self) -> io::Result<EnterGuard> {
+        self.netns.enter()
+    }
+
+    /// Sets interface `name` up or down: `false` cuts the link (a partition),
+    /// `true` heals it.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("pair").unwrap();
+    /// lab.node("ns-1").set_link_up("veth-1", false).unwrap();
+    /// ```
+    pub fn set_link_up(&self, name: &str, up: bool) -> Result<(), Error> {
+        let index = self.interface(name)?.index;
+        let state = if up { "up" } else { "down" };
+        self.route_socket()
+            .set_up(index, up)
+            .map_err(|e| self.setup_error(format!("setting {name} {state}"), e))
+    }
+
+    /// Sets the MTU of interface `name`.
+    pub fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), Error> {
+        let index = self.interface(name)?.index;
+        self.route_socket()
+            .set_mtu(index, mtu)
+            .map_err(|e| self.setup_error(format!("setting the MTU of {name} to {mtu}"), e))
+    }
+
+    /// The names of the links in the namespace as the kernel reports them now
+    /// (including `lo`), in index order.
+    pub fn link_names(&self) -> Result<Vec<String>, Error> {
+        let links = self
+            .route_socket()
+            .links()
+            .map_err(|e| self.setup_error("listing links".into(), e))?;
+        Ok(links.into_iter().map(|l| l.name).collect())
+    }
+
+    fn route_socket(&self) -> std::sync::MutexGuard<'_, RouteSocket> {
+        self.route
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn setup_error(&self, step: String, source: io::Error) -> Error {
+        Error::Setup {
+            lab: self.lab.clone(),
+            node: self.name.clone(),
+            step,
+            source,
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("interfaces", &self.interfaces)
+            .finish()
+    }
+}
+
+/// Builds a lab step by step, keeping what each step needs.
+struct Builder<'t> {
+    topology: &'t Topology,
+    nodes: Vec<Node>,
+    netfilters: Vec<Option<Netfilter>>,
+    next_index: Vec<u32>,
+}
+
+impl<'t> Builder<'t> {
+    fn new(topology: &'t Topology) -> Self {
+        Builder {
+            topology,
+            nodes: Vec::with_capacity(topology.nodes().len()),
+            netfilters: Vec::with_capacity(topology.nodes().len()),
+            // Index 1 is `lo` in every fresh namespace.
+            next_index: vec![2; topology.nodes().len()],
+        }
+    }
+
+    fn error(&self, node: &str, step: impl Into<String>) -> impl FnOnce(io::Error) -> Error + '_ {
+        let lab = self.topology.name().to_string();
+        let node = node.to_string();
+        let step = step.into();
+        move |source| Error::Setup {
+            lab,
+            node,
+            step,
+            source,
+        }
+    }
+
+    fn position(&self, node: &str) -> usize {
+        self.topology
+            .nodes()
+            .iter()
+            .position(|n| n.name == node)
+            .expect("validated topology")
+    }
+
+    fn build(mut self) -> Result<Lab, Error> {
+        self.create_namespaces()?;
+        let topology = self.topology;
+        for (i, spec) in topology.nodes().iter().enumerate() {
+            for bridge in &spec.bridges {
+                let index = self.take_index(i);
+                let node = &self.nodes[i];
+                let socket = node.route_socket();
+                socket
+                    .add_bridge(&bridge.name, index)
+                    .map_err(self.error(&spec.name, format!("creating bridge {}", bridge.name)))?;
+                drop(socket);
+                self.add_interface(
+                    i,
+                    &bridge.name,
+                    index,
+                    &bridge.addresses,
+                    InterfaceKind::Bridge,
+                )?;
+            }
+        }
+        for link in topology.links() {
+            let (a, b) = (self.position(&link.a.node), self.position(&link.b.node));
+            let (a_index, b_index) = (self.take_index(a), self.take_index(b));
+            let step = format!(
+                "creating veth {} <-> {}/{}",
+                link.a.interface, link.b.node, link.b.interface
+            );
+            self.nodes[a]
+                .route_socket()
+                .add_veth(
+                    &link.a.interface,
+                    a_index,
+                    &link.b.interface,
+                    b_index,
+                    self.nodes[b].netns.as_fd(),
+                )
+                .map_err(self.error(&link.a.node, step))?;
+            for (end, peer, position, index) in [
+                (&link.a, &link.b, a, a_index),
+                (&link.b, &link.a, b, b_index),
+            ] {
+                let kind = InterfaceKind::Veth {
+                    peer_node: peer.node.clone(),
+                    peer_interface: peer.interface.clone(),
+                    bridge: end.bridge.clone(),
+                };
+                self.add_interface(position, &end.interface, index, &end.addresses, kind)?;
+            }
+        }
+        for (i, spec) in topology.nodes().iter().enumerate() {
+            let node = &self.nodes[i];
+            let socket = node.route_socket();
+            for route in &spec.routes {
+                let step = format!("adding route {} via {}", route.destination, route.gateway);
+                socket
+                    .add_route(route)
+                    .map_err(self.error(&spec.name, step))?;
+            }
+            drop(socket);
+            if let (Some(firewall), Some(netfilter)) = (&spec.firewall, &self.netfilters[i]) {
+                netfilter.apply(firewall).map_err(|e| Error::Setup {
+                    lab: topology.name().into(),
+                    node: spec.name.clone(),
+                    step: "installing the firewall".into(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+            }
+        }
+        Ok(Lab {
+            topology: topology.clone(),
+            nodes: self.nodes,
+        })
+    }
+
+    fn take_index(&mut self, node: usize) -> u32 {
+        let index = self.next_index[node];
+        self.next_index[node] += 1;
+        index
+    }
+
+    /// Creates every namespace from this thread, doing what must be done from
+    /// inside each (sockets, sysctls) before moving on; then returns home.
+    fn create_namespaces(&mut self) -> Result<(), Error> {
+        let origin = Netns::current().map_err(|e| Error::io("opening the current namespace", e))?;
+        let _back = origin.restore_on_drop();
+        for spec in self.topology.nodes() {
+            let netns = Netns::unshare()?;
+            let route =
+                RouteSocket::open().map_err(self.error(&spec.name, "opening a netlink socket"))?;
+            route
+                .set_up(1, true)
+                .map_err(self.error(&spec.name, "setting lo up"))?;
+            for (key, value) in node_sysctls(spec) {
+                let step = format!("setting sysctl {key}={value}");
+                sysctl::write(&key, &value).map_err(self.error(&spec.name, step))?;
+            }
+            let netfilter = match spec.firewall {
+                Some(_) => Some(
+                    Netfilter::open()
+                        .map_err(self.error(&spec.name, "opening a netfilter socket"))?,
+                ),
+                None => None,
+            };
+            self.netfilters.push(netfilter);
+            self.nodes.push(Node {
+                name: spec.name.clone(),
+                netns,
+                interfaces: Vec::new(),
+                route: Mutex::new(route),
+                lab: self.topology.name().into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn add_interface(
+        &mut self,
+        node: usize,
+        name: &str,
+        index: u32,
+        addresses: &[IpNet],
+        kind: InterfaceKind,
+    ) -> Result<(), Error> {
+        let bridges: HashMap<&str, u32> = self.nodes[node]
+            .interfaces
+            .iter()
+            .filter(|i| i.kind == InterfaceKind::Bridge)
+            .map(|i| (i.name.as_str(), i.index))
+            .collect();
+        let node_name = self.nodes[node].name.clone();
+        {
+            let socket = self.nodes[node].route_socket();
+            if let InterfaceKind::Veth {
+                bridge: Some(bridge),
+                ..
+            } = &kind
+            {
+                let step = format!("adding {name} to bridge {bridge}");
+                socket
+                    .set_controller(index, bridges[bridge.as_str()])
+                    .map_err(self.error(&node_name, step))?;
+            }
+            for net in addresses {
+                let step = format!("adding address {net} to {name}");
+                socket
+                    .add_address(index, *net)
+                    .map_err(self.error(&node_name, step))?;
+            }
+            socket
+                .set_up(index, true)
+                .map_err(self.error(&node_name, format!("setting {name} up")))?;
+        }
+        self.nodes[node].interfaces.push(Interface {
+            name: name.into(),
+            index,
+            addresses: addresses.to_vec(),
+            kind,
+        });
+        Ok(())
+    }
+}
+
+/// What every lab namespace gets, then what the node asks for.
+fn node_sysctls(spec: &NodeSpec) -> Vec<(String, String)> {
+    // Datagram ICMP sockets for every group, so ping works without raw sockets.
+    let mut sysctls = vec![(
+        "net/ipv4/ping_group_range".to_string(),
+        "0 2147483647".to_string(),
+    )];
+    if spec.forwarding {
+        sysctls.push(("net/ipv4/ip_forward".into(), "1".into()));
+        sysctls.push(("net/ipv6/conf/all/forwarding".into(), "1".into()));
+    }
+    sysctls.extend(spec.sysctls.iter().cloned());
+    sysctls
+}

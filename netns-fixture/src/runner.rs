@@ -1,0 +1,155 @@
+//! What `#[netns_test]` expands to: build the lab, run the body inside a node,
+//! tear everything down whatever the body did.
+//!
+//! Not a public API: the macro's generated code calls these through
+//! `netns_fixture::__private`.
+
+use crate::{Error, Lab};
+use netns_fixture_topology::Topology;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How an `async` body's runtime is made.
+#[derive(Debug, Clone, Copy)]
+pub enum Flavor {
+    /// One thread: the test thread, inside the node.
+    CurrentThread,
+    /// A multi-thread runtime with this many workers, all inside the node.
+    MultiThread(usize),
+}
+
+/// The built-in topology `name` (the macro has checked that it exists).
+pub fn builtin(name: &str) -> Topology {
+    netns_fixture_topology::builtin::get(name)
+        .unwrap_or_else(|| panic!("netns-fixture: no built-in topology `{name}`"))
+}
+
+fn build(topology: &Topology, node: Option<&str>) -> Arc<Lab> {
+    let lab = Lab::build(topology).unwrap_or_else(|e| fail_setup(topology, e));
+    let node = node.unwrap_or(topology.default_node());
+    if let Err(e) = lab.try_node(node) {
+        fail_setup(topology, e)
+    }
+    Arc::new(lab)
+}
+
+fn fail_setup(topology: &Topology, e: Error) -> ! {
+    panic!(
+        "netns-fixture: could not set up lab `{}`: {e}",
+        topology.name()
+    )
+}
+
+fn node_name<'a>(lab: &'a Lab, node: Option<&'a str>) -> &'a str {
+    node.unwrap_or(lab.topology().default_node())
+}
+
+/// Runs a synchronous body on the calling thread, inside `node`.
+pub fn run<R>(topology: Topology, node: Option<&str>, body: impl FnOnce(&Lab) -> R) -> R {
+    let lab = build(&topology, node);
+    let _inside = enter(&lab, node);
+    body(&lab)
+    // `_inside` returns the thread home, then `lab` drops: on success, on error
+    // return and while unwinding from a panic alike.
+}
+
+/// Runs a synchronous body on its own thread inside `node`, failing the test if it
+/// takes longer than `timeout`.
+///
+/// A thread cannot be stopped from outside: a body that overruns keeps its lab
+/// (every namespace is inside the process, nothing in the machine's namespace)
+/// until it returns or the test process exits.
+pub fn run_with_timeout<R: Send + 'static>(
+    topology: Topology,
+    node: Option<&str>,
+    timeout: Duration,
+    body: impl FnOnce(&Lab) -> R + Send + 'static,
+) -> R {
+    let lab = build(&topology, node);
+    let name = node_name(&lab, node).to_string();
+    let (done, wait) = std::sync::mpsc::channel();
+    let thread_lab = Arc::clone(&lab);
+    let thread_name = std::thread::current()
+        .name()
+        .unwrap_or("netns-test")
+        .to_string();
+    let handle = std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let result = {
+                let _inside = enter(&thread_lab, Some(&name));
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&thread_lab)))
+            };
+            drop(thread_lab);
+            let _ = done.send(());
+            result
+        })
+        .expect("spawning the test body thread");
+    match wait.recv_timeout(timeout) {
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            match handle.join().expect("the body thread catches panics") {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+            "netns-fixture: test body exceeded its timeout of {timeout:?} (lab `{}`, node `{}`)",
+            lab.name(),
+            node_name(&lab, node)
+        ),
+    }
+}
+
+/// Runs an `async` body on a runtime whose threads are all inside `node`.
+pub fn run_async<R, F>(
+    topology: Topology,
+    node: Option<&str>,
+    flavor: Flavor,
+    timeout: Option<Duration>,
+    body: impl FnOnce(Arc<Lab>) -> F,
+) -> R
+where
+    F: Future<Output = R>,
+{
+    let lab = build(&topology, node);
+    let _inside = enter(&lab, node);
+    // Built after entering: worker and blocking threads are spawned from here and
+    // inherit the namespace, so `tokio::spawn` cannot escape it.
+    let runtime = match flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Flavor::MultiThread(workers) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build(),
+    }
+    .expect("building the test's tokio runtime");
+    let future = body(Arc::clone(&lab));
+    let result = match timeout {
+        None => runtime.block_on(future),
+        Some(limit) => runtime
+            .block_on(async { tokio::time::timeout(limit, future).await })
+            .unwrap_or_else(|_| {
+                panic!(
+                    "netns-fixture: test body exceeded its timeout of {limit:?} (lab `{}`, node `{}`)",
+                    lab.name(),
+                    node_name(&lab, node)
+                )
+            }),
+    };
+    drop(runtime);
+    result
+}
+
+fn enter(lab: &Lab, node: Option<&str>) -> crate::namespace::EnterGuard {
+    let node = lab.node(node_name(lab, node));
+    node.enter()
+        .unwrap_or_else(|e| panic!("netns-fixture: cannot enter node `{}`: {e}", node.name()))
+}
+
+/// The topology returned by a user's `fn() -> Topology`.
+pub fn from_function(f: fn() -> Topology) -> Topology {
+    f()
+}
