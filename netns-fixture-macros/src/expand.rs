@@ -21,7 +21,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         .find(|a| last_segment_is(a.path(), "test"))
     {
         return Err(syn::Error::new(
-            test.span(),
+            test.meta.span(),
             "remove this `#[test]`: `#[netns_test]` makes the function a test already",
         ));
     }

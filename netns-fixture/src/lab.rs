@@ -3,13 +3,17 @@
 use crate::namespace::{EnterGuard, Netns};
 use crate::nat::Netfilter;
 use crate::netlink::RouteSocket;
+use crate::probes::http::{Content, HttpError, HttpRequest, HttpResponse, HttpServer};
+use crate::process::{enter_on_exec, Process, Spawner};
 use crate::{sysctl, Error};
 use netns_fixture_topology::{IpNet, NodeSpec, Topology};
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
-use std::sync::Mutex;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A built lab. Dropping it removes everything it made: its namespaces, and with
 /// them every interface, address, route and rule.
@@ -23,6 +27,7 @@ use std::sync::Mutex;
 pub struct Lab {
     topology: Topology,
     nodes: Vec<Node>,
+    spawner: Arc<Spawner>,
 }
 
 /// One node of a lab: a network namespace with its interfaces.
@@ -32,6 +37,7 @@ pub struct Node {
     interfaces: Vec<Interface>,
     route: Mutex<RouteSocket>,
     lab: String,
+    spawner: Arc<Spawner>,
 }
 
 /// An interface of a node, as the topology made it.
@@ -136,6 +142,13 @@ impl Lab {
     /// The node test bodies run in unless they name another.
     pub fn default_node(&self) -> &Node {
         self.node(self.topology.default_node())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Background programs hold their namespace: they go first.
+        self.spawner.kill_all();
     }
 }
 
@@ -248,6 +261,69 @@ impl Node {
         Ok(links.into_iter().map(|l| l.name).collect())
     }
 
+    /// A `Command` for `program` that runs inside the node, like
+    /// `ip netns exec NODE program`. Run it to completion with `output()`/`status()`,
+    /// start it in the background with [`Node::spawn`], or convert it with
+    /// `tokio::process::Command::from`.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("pair").unwrap();
+    /// let out = lab.node("ns-2").command("cat").arg("/proc/net/dev").output().unwrap();
+    /// assert!(String::from_utf8_lossy(&out.stdout).contains("veth-2"));
+    /// ```
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        enter_on_exec(&mut command, self.netns.as_fd());
+        command
+    }
+
+    /// Starts `command` (from [`Node::command`]) in the background. It is killed and
+    /// reaped when the returned handle or the lab is dropped, even on panic.
+    pub fn spawn(&self, command: Command) -> Result<Process, Error> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        self.spawner
+            .spawn(command, &self.name)
+            .map_err(|e| self.setup_error(format!("starting {program}"), e))
+    }
+
+    /// Waits until a TCP connection from this node to `address` succeeds, or
+    /// fails after `timeout` saying what the last attempt got.
+    pub fn wait_for_tcp(&self, address: SocketAddr, timeout: Duration) -> Result<(), Error> {
+        self.run(|| {
+            let start = Instant::now();
+            loop {
+                let attempt = TcpStream::connect_timeout(&address, Duration::from_millis(200));
+                match attempt {
+                    Ok(_) => return Ok(()),
+                    Err(e) if start.elapsed() >= timeout => {
+                        return Err(self.setup_error(
+                            format!("waiting {timeout:?} for {address} to accept TCP connections"),
+                            e,
+                        ))
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        })
+    }
+
+    /// Starts an HTTP server in this node on `port` (all addresses), serving `content`.
+    pub fn serve_http(&self, port: u16, content: Content) -> Result<HttpServer, Error> {
+        let address = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+        self.run(|| HttpServer::start(address, content))
+            .map_err(|e| self.setup_error(format!("starting an HTTP server on port {port}"), e))
+    }
+
+    /// Sends `request` from this node (like `ip netns exec NODE curl ...`).
+    pub fn http(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.run(|| request.send())
+    }
+
+    /// GETs `url` from this node with the default timeout.
+    pub fn http_get(&self, url: &str) -> Result<HttpResponse, HttpError> {
+        self.http(&HttpRequest::get(url))
+    }
+
     fn route_socket(&self) -> std::sync::MutexGuard<'_, RouteSocket> {
         self.route
             .lock()
@@ -279,6 +355,7 @@ struct Builder<'t> {
     nodes: Vec<Node>,
     netfilters: Vec<Option<Netfilter>>,
     next_index: Vec<u32>,
+    spawner: Arc<Spawner>,
 }
 
 impl<'t> Builder<'t> {
@@ -289,6 +366,7 @@ impl<'t> Builder<'t> {
             netfilters: Vec::with_capacity(topology.nodes().len()),
             // Index 1 is `lo` in every fresh namespace.
             next_index: vec![2; topology.nodes().len()],
+            spawner: Arc::new(Spawner::new()),
         }
     }
 
@@ -384,6 +462,7 @@ impl<'t> Builder<'t> {
         Ok(Lab {
             topology: topology.clone(),
             nodes: self.nodes,
+            spawner: self.spawner,
         })
     }
 
@@ -423,6 +502,7 @@ impl<'t> Builder<'t> {
                 interfaces: Vec::new(),
                 route: Mutex::new(route),
                 lab: self.topology.name().into(),
+                spawner: Arc::clone(&self.spawner),
             });
         }
         Ok(())

@@ -25,6 +25,8 @@ mod lab;
 mod namespace;
 mod nat;
 mod netlink;
+pub mod probes;
+mod process;
 mod sysctl;
 
 #[doc(hidden)]
@@ -33,6 +35,7 @@ pub mod runner;
 pub use error::Error;
 pub use lab::{Interface, InterfaceKind, Lab, Node};
 pub use namespace::{EnterGuard, Netns};
+pub use process::Process;
 pub use netns_fixture_macros::netns_test;
 
 /// The topology model: builder, validation, built-ins.

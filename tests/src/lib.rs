@@ -1,1 +1,105 @@
+//! Helpers for the integration tests: what the machine's own network namespace
+//! looks like, and who still holds a namespace.
 
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// The facts about the machine's own network namespace that a lab must never change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineState {
+    /// `ip netns list`.
+    pub named_namespaces: String,
+    /// Link names from `ip -o link`.
+    pub links: BTreeSet<String>,
+    /// `nft list ruleset`.
+    pub ruleset: String,
+    /// A few sysctls a lab sets inside its own namespaces.
+    pub sysctls: Vec<(String, String)>,
+}
+
+impl MachineState {
+    /// Reads the state. Must be called from a thread in the machine's namespace.
+    pub fn capture() -> MachineState {
+        let links = run("ip", &["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_string())
+            .collect();
+        let sysctls = [
+            "net/ipv4/ip_forward",
+            "net/ipv6/conf/all/forwarding",
+            "net/ipv4/ping_group_range",
+        ]
+        .iter()
+        .map(|k| {
+            let v = std::fs::read_to_string(format!("/proc/sys/{k}")).unwrap_or_default();
+            (k.to_string(), v.trim().to_string())
+        })
+        .collect();
+        MachineState {
+            named_namespaces: run("ip", &["netns", "list"]),
+            links,
+            ruleset: run("nft", &["list", "ruleset"]),
+            sysctls,
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program} (install it: see README): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every process (pid) that still holds the network namespace with inode `inode`,
+/// through a thread inside it or an open file descriptor.
+pub fn holders_of(inode: u64) -> Vec<u32> {
+    let target = format!("net:[{inode}]");
+    let mut holders = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let mut links = Vec::new();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                links.push(task.path().join("ns/net"));
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            links.extend(fds.flatten().map(|fd| fd.path()));
+        }
+        if links
+            .iter()
+            .any(|l| std::fs::read_link(l).is_ok_and(|t| t.to_string_lossy() == target))
+        {
+            holders.push(pid);
+        }
+    }
+    holders
+}
+
+/// Waits up to a second for `inodes` to have no holder left, then returns the
+/// ones that still have (threads that are finishing release theirs a little late).
+pub fn still_held(inodes: &[u64]) -> Vec<(u64, Vec<u32>)> {
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = inodes
+            .iter()
+            .map(|&i| (i, holders_of(i)))
+            .filter(|(_, h)| !h.is_empty())
+            .collect();
+        if held.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    held
+}
