@@ -145,6 +145,53 @@ impl Lab {
     }
 }
 
+/// The address plan, one node per block, as the README's diagrams show it:
+///
+/// ```text
+/// lab pair
+///   ns-1
+///     veth-1     10.0.0.10/16       <-> ns-2/veth-2
+///   ns-2
+///     veth-2     10.0.0.20/16       <-> ns-1/veth-1
+/// ```
+impl std::fmt::Display for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "lab {}", self.name())?;
+        for (node, spec) in self.nodes.iter().zip(self.topology.nodes()) {
+            let mut notes = Vec::new();
+            if node.name == self.topology.default_node() {
+                notes.push("default node".to_string());
+            }
+            if spec.forwarding {
+                notes.push("forwarding".to_string());
+            }
+            if spec.firewall.is_some() {
+                notes.push("firewall".to_string());
+            }
+            match notes.is_empty() {
+                true => writeln!(f, "  {}", node.name)?,
+                false => writeln!(f, "  {} ({})", node.name, notes.join(", "))?,
+            }
+            for interface in &node.interfaces {
+                let addresses: Vec<String> = interface.addresses.iter().map(IpNet::to_string).collect();
+                let addresses = if addresses.is_empty() { "-".to_string() } else { addresses.join(" ") };
+                let what = match &interface.kind {
+                    InterfaceKind::Bridge => "bridge".to_string(),
+                    InterfaceKind::Veth { peer_node, peer_interface, bridge } => {
+                        let port = bridge.as_ref().map(|b| format!(" (port of {b})")).unwrap_or_default();
+                        format!("<-> {peer_node}/{peer_interface}{port}")
+                    }
+                };
+                writeln!(f, "    {:<10} {:<18} {what}", interface.name, addresses)?;
+            }
+            for route in &spec.routes {
+                writeln!(f, "    route {} via {}", route.destination, route.gateway)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         // Background programs hold their namespace: they go first.

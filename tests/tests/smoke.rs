@@ -18,3 +18,26 @@ fn smoke(lab: &Lab) {
     assert_eq!(&buf[..n], b"hi");
     assert_eq!(from.ip().to_string(), "10.0.0.10");
 }
+
+#[test]
+fn display_shows_the_address_plan() {
+    let lab = Lab::builtin("lan").unwrap();
+    let plan = lab.to_string();
+    let expected = "\
+lab lan
+  ns1 (default node)
+    veth1      192.168.0.2/24     <-> host/veth1-br
+    route 0.0.0.0/0 via 192.168.0.1
+  ns2
+    veth2      192.168.0.3/24     <-> host/veth2-br
+    route 0.0.0.0/0 via 192.168.0.1
+  host (forwarding, firewall)
+    br0        192.168.0.1/24     bridge
+    veth1-br   -                  <-> ns1/veth1 (port of br0)
+    veth2-br   -                  <-> ns2/veth2 (port of br0)
+    eth0       198.51.100.1/24    <-> internet/eth0
+  internet
+    eth0       198.51.100.2/24    <-> host/eth0
+";
+    assert_eq!(plan, expected);
+}
