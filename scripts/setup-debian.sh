@@ -4,13 +4,14 @@
 # tcpdump (the tests read capture files with it), libpcap-dev (tcpdump filter
 # compilation), iptables (rules under test), python3 (web servers in examples).
 set -euo pipefail
-packages=(build-essential pkg-config iproute2 nftables iptables tcpdump libpcap-dev python3 iputils-ping curl)
+packages=(build-essential pkg-config iproute2 nftables iptables tcpdump libpcap-dev python3 iputils-ping curl sudo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi

@@ -38,6 +38,7 @@ pub struct Node {
     route: Mutex<RouteSocket>,
     lab: String,
     spawner: Arc<Spawner>,
+    firewall: Option<netns_fixture_topology::Firewall>,
 }
 
 /// An interface of a node, as the topology made it.
@@ -173,12 +174,24 @@ impl std::fmt::Display for Lab {
                 false => writeln!(f, "  {} ({})", node.name, notes.join(", "))?,
             }
             for interface in &node.interfaces {
-                let addresses: Vec<String> = interface.addresses.iter().map(IpNet::to_string).collect();
-                let addresses = if addresses.is_empty() { "-".to_string() } else { addresses.join(" ") };
+                let addresses: Vec<String> =
+                    interface.addresses.iter().map(IpNet::to_string).collect();
+                let addresses = if addresses.is_empty() {
+                    "-".to_string()
+                } else {
+                    addresses.join(" ")
+                };
                 let what = match &interface.kind {
                     InterfaceKind::Bridge => "bridge".to_string(),
-                    InterfaceKind::Veth { peer_node, peer_interface, bridge } => {
-                        let port = bridge.as_ref().map(|b| format!(" (port of {b})")).unwrap_or_default();
+                    InterfaceKind::Veth {
+                        peer_node,
+                        peer_interface,
+                        bridge,
+                    } => {
+                        let port = bridge
+                            .as_ref()
+                            .map(|b| format!(" (port of {b})"))
+                            .unwrap_or_default();
                         format!("<-> {peer_node}/{peer_interface}{port}")
                     }
                 };
@@ -306,6 +319,20 @@ impl Node {
             .links()
             .map_err(|e| self.setup_error("listing links".into(), e))?;
         Ok(links.into_iter().map(|l| l.name).collect())
+    }
+
+    /// The node's NAT and forward rules as installed, in `nft` syntax (empty if
+    /// the node has none).
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// assert!(lab.node("router").firewall_rules().contains("dnat to 192.168.0.2:8080"));
+    /// ```
+    pub fn firewall_rules(&self) -> String {
+        self.firewall
+            .as_ref()
+            .map(crate::nat::render)
+            .unwrap_or_default()
     }
 
     /// A `Command` for `program` that runs inside the node, like
@@ -550,6 +577,7 @@ impl<'t> Builder<'t> {
                 route: Mutex::new(route),
                 lab: self.topology.name().into(),
                 spawner: Arc::clone(&self.spawner),
+                firewall: spec.firewall.clone(),
             });
         }
         Ok(())

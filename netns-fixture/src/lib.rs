@@ -35,8 +35,8 @@ pub mod runner;
 pub use error::Error;
 pub use lab::{Interface, InterfaceKind, Lab, Node};
 pub use namespace::{EnterGuard, Netns};
-pub use process::Process;
 pub use netns_fixture_macros::netns_test;
+pub use process::Process;
 
 /// The topology model: builder, validation, built-ins.
 pub mod topology {

@@ -91,11 +91,15 @@ impl Spawner {
 
     /// Kills and reaps every background process still running.
     pub fn kill_all(&self) {
-        let children = std::mem::take(&mut *self.children.lock().unwrap_or_else(|p| p.into_inner()));
+        let children =
+            std::mem::take(&mut *self.children.lock().unwrap_or_else(|p| p.into_inner()));
         for child in children {
             kill_and_reap(&mut child.lock().unwrap_or_else(|p| p.into_inner()));
         }
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 

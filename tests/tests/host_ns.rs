@@ -26,19 +26,39 @@ fn python_http_server_as_in_the_write_up(lab: &Lab) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("index.txt"), "served by python\n").unwrap();
     let mut python = ns.command("python3");
-    python.args(["-m", "http.server", "4000", "--directory"]).arg(&dir);
-    python.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    python
+        .args(["-m", "http.server", "4000", "--directory"])
+        .arg(&dir);
+    python
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let server = ns.spawn(python).unwrap();
-    ns.wait_for_tcp("10.0.0.11:4000".parse().unwrap(), Duration::from_secs(10)).unwrap();
+    ns.wait_for_tcp("10.0.0.11:4000".parse().unwrap(), Duration::from_secs(10))
+        .unwrap();
     let listing = lab.node("host").http_get("http://10.0.0.11:4000/").unwrap();
-    assert!(listing.text().contains("Directory listing for /"), "{}", listing.text());
-    let file = lab.node("host").http_get("http://10.0.0.11:4000/index.txt").unwrap();
+    assert!(
+        listing.text().contains("Directory listing for /"),
+        "{}",
+        listing.text()
+    );
+    let file = lab
+        .node("host")
+        .http_get("http://10.0.0.11:4000/index.txt")
+        .unwrap();
     assert_eq!(file.text(), "served by python\n");
     // Inside the namespace, localhost is the namespace's own: curl localhost:4000 works there only.
     let inside = ns.http_get("http://127.0.0.1:4000/index.txt").unwrap();
     assert_eq!(inside.status, 200);
-    let refused = lab.node("host").http_get("http://127.0.0.1:4000/").unwrap_err();
-    assert!(refused.to_string().starts_with("GET http://127.0.0.1:4000/ failed:"), "{refused}");
+    let refused = lab
+        .node("host")
+        .http_get("http://127.0.0.1:4000/")
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("GET http://127.0.0.1:4000/ failed:"),
+        "{refused}"
+    );
     let pid = server.id();
     drop(server);
     assert!(
@@ -57,8 +77,14 @@ fn background_processes_die_with_the_lab() {
     let sleeper = ns.spawn(command).unwrap();
     let pid = sleeper.id();
     let inode = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
-    assert_eq!(inode.to_string_lossy(), format!("net:[{}]", ns.netns().inode()));
+    assert_eq!(
+        inode.to_string_lossy(),
+        format!("net:[{}]", ns.netns().inode())
+    );
     std::mem::forget(sleeper); // even with its handle leaked, the lab reaps it
     drop(lab);
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "sleep {pid} outlived the lab");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "sleep {pid} outlived the lab"
+    );
 }

@@ -31,7 +31,10 @@ fn needs_no_lab_parameter() {
 #[netns_test(topology = "pair")]
 fn result_body_with_question_mark(lab: &Lab) -> Result<(), Error> {
     let node = lab.try_node("ns-2")?;
-    assert_eq!(node.interface("veth-2")?.addresses[0].to_string(), "10.0.0.20/16");
+    assert_eq!(
+        node.interface("veth-2")?.addresses[0].to_string(),
+        "10.0.0.20/16"
+    );
     Ok(())
 }
 
@@ -53,7 +56,12 @@ async fn async_body_runs_in_the_node(lab: &Lab) -> Result<(), Error> {
     Ok(())
 }
 
-#[netns_test(topology = "lan", node = "ns1", flavor = "multi_thread", worker_threads = 2)]
+#[netns_test(
+    topology = "lan",
+    node = "ns1",
+    flavor = "multi_thread",
+    worker_threads = 2
+)]
 async fn every_worker_thread_is_inside_the_node(lab: &Lab) {
     let inside = lab.node("ns1").netns().inode();
     let tasks: Vec<_> = (0..16)
@@ -102,7 +110,10 @@ static IN_SERIAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 
 fn exclusive() {
     use std::sync::atomic::Ordering;
-    assert!(!IN_SERIAL.swap(true, Ordering::SeqCst), "two #[serial] tests overlapped");
+    assert!(
+        !IN_SERIAL.swap(true, Ordering::SeqCst),
+        "two #[serial] tests overlapped"
+    );
     std::thread::sleep(std::time::Duration::from_millis(30));
     IN_SERIAL.store(false, Ordering::SeqCst);
 }

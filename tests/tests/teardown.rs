@@ -19,13 +19,21 @@ fn record(test: &'static str, lab: &Lab) -> Vec<u64> {
 
 fn recorded(test: &str) -> Vec<u64> {
     let seen = SEEN.lock().unwrap();
-    let (_, inodes) = seen.iter().rev().find(|(t, _)| *t == test).expect("the body ran");
+    let (_, inodes) = seen
+        .iter()
+        .rev()
+        .find(|(t, _)| *t == test)
+        .expect("the body ran");
     inodes.clone()
 }
 
 fn assert_released(test: &str) {
     let inodes = recorded(test);
-    assert_eq!(still_held(&inodes), vec![], "namespaces of `{test}` are still held");
+    assert_eq!(
+        still_held(&inodes),
+        vec![],
+        "namespaces of `{test}` are still held"
+    );
 }
 
 #[netns_test(topology = "two_servers")]
@@ -78,7 +86,10 @@ fn lab_is_gone_after_a_panic() {
 #[test]
 fn lab_is_gone_after_an_error_return() {
     let before = MachineState::capture();
-    assert_eq!(failing_result_body(), Err("the body returned an error".to_string()));
+    assert_eq!(
+        failing_result_body(),
+        Err("the body returned an error".to_string())
+    );
     assert_released("failing_result_body");
     assert_eq!(MachineState::capture(), before);
 }
@@ -88,7 +99,10 @@ fn lab_is_gone_after_an_async_timeout() {
     let before = MachineState::capture();
     let panic = catch_unwind(overrunning_async_body).unwrap_err();
     let message = panic.downcast_ref::<String>().unwrap();
-    assert!(message.contains("exceeded its timeout of 100ms (lab `pair`, node `ns-1`)"), "{message}");
+    assert!(
+        message.contains("exceeded its timeout of 100ms (lab `pair`, node `ns-1`)"),
+        "{message}"
+    );
     assert_released("overrunning_async_body");
     assert_eq!(MachineState::capture(), before);
 }
@@ -98,9 +112,15 @@ fn sync_timeout_fails_the_test_and_the_lab_goes_when_the_body_returns() {
     let before = MachineState::capture();
     let started = std::time::Instant::now();
     let panic = catch_unwind(overrunning_sync_body).unwrap_err();
-    assert!(started.elapsed() < std::time::Duration::from_millis(350), "the timeout did not fire");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(350),
+        "the timeout did not fire"
+    );
     let message = panic.downcast_ref::<String>().unwrap();
-    assert!(message.contains("exceeded its timeout of 100ms"), "{message}");
+    assert!(
+        message.contains("exceeded its timeout of 100ms"),
+        "{message}"
+    );
     // The body's thread cannot be stopped; its lab goes as soon as it returns.
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert_released("overrunning_sync_body");
@@ -122,7 +142,13 @@ fn sigkill_victim(lab: &Lab) {
 fn sigkill_mid_body_leaves_nothing() {
     let before = MachineState::capture();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sigkill_victim", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "sigkill_victim",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -146,6 +172,10 @@ fn sigkill_mid_body_leaves_nothing() {
     let status = child.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9));
-    assert_eq!(still_held(&inodes), vec![], "no process holds the killed test's namespaces");
+    assert_eq!(
+        still_held(&inodes),
+        vec![],
+        "no process holds the killed test's namespaces"
+    );
     assert_eq!(MachineState::capture(), before);
 }

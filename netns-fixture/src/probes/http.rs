@@ -89,8 +89,9 @@ impl HttpRequest {
             .timeout(self.timeout)
             .build()
             .map_err(|e| self.error(e))?;
-        let method = reqwest::Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| HttpError::new(self, format!("`{}` is not an HTTP method", self.method)))?;
+        let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
+            HttpError::new(self, format!("`{}` is not an HTTP method", self.method))
+        })?;
         let mut request = client.request(method, &self.url).body(self.body.clone());
         for (name, value) in &self.headers {
             request = request.header(name, value);
@@ -114,8 +115,9 @@ impl HttpRequest {
             .timeout(self.timeout)
             .build()
             .map_err(|e| self.error(e))?;
-        let method = reqwest::Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| HttpError::new(self, format!("`{}` is not an HTTP method", self.method)))?;
+        let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
+            HttpError::new(self, format!("`{}` is not an HTTP method", self.method))
+        })?;
         let mut request = client.request(method, &self.url).body(self.body.clone());
         for (name, value) in &self.headers {
             request = request.header(name, value);
@@ -151,7 +153,12 @@ impl HttpRequest {
 fn header_pairs(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect()
 }
 
@@ -273,8 +280,12 @@ pub struct HttpServer {
 impl HttpServer {
     /// Listens on `address` in the calling thread's namespace and serves `content`.
     pub fn start(address: SocketAddr, content: Content) -> io::Result<HttpServer> {
-        let listener = TcpListener::bind(address)
-            .map_err(|e| io::Error::new(e.kind(), format!("binding the HTTP server to {address}: {e}")))?;
+        let listener = TcpListener::bind(address).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("binding the HTTP server to {address}: {e}"),
+            )
+        })?;
         let address = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -301,7 +312,10 @@ impl HttpServer {
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -314,7 +328,12 @@ impl Drop for HttpServer {
     }
 }
 
-fn serve(listener: TcpListener, content: &Arc<Content>, stop: &AtomicBool, requests: &Arc<Mutex<Vec<ReceivedRequest>>>) {
+fn serve(
+    listener: TcpListener,
+    content: &Arc<Content>,
+    stop: &AtomicBool,
+    requests: &Arc<Mutex<Vec<ReceivedRequest>>>,
+) {
     let mut poll = libc::pollfd {
         fd: listener.as_raw_fd(),
         events: libc::POLLIN,
@@ -332,14 +351,22 @@ fn serve(listener: TcpListener, content: &Arc<Content>, stop: &AtomicBool, reque
     }
 }
 
-fn handle(stream: TcpStream, peer: SocketAddr, content: &Content, requests: &Mutex<Vec<ReceivedRequest>>) -> io::Result<()> {
+fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    content: &Content,
+    requests: &Mutex<Vec<ReceivedRequest>>,
+) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("/").to_string());
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("/").to_string(),
+    );
     let mut headers = BTreeMap::new();
     loop {
         let mut header = String::new();
@@ -350,16 +377,22 @@ fn handle(stream: TcpStream, peer: SocketAddr, content: &Content, requests: &Mut
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length.min(16 << 20)];
     reader.read_exact(&mut body)?;
-    requests.lock().unwrap_or_else(|p| p.into_inner()).push(ReceivedRequest {
-        peer,
-        method,
-        path: path.clone(),
-        headers,
-        body,
-    });
+    requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(ReceivedRequest {
+            peer,
+            method,
+            path: path.clone(),
+            headers,
+            body,
+        });
     let (status, content_type, body) = respond(content, &path);
     let mut stream = stream;
     write!(
@@ -377,7 +410,11 @@ fn respond(content: &Content, path: &str) -> (&'static str, String, Vec<u8>) {
         Content::Directory(root) => {
             let relative = path.split(['?', '#']).next().unwrap_or("/");
             let Some(file) = inside(root, relative) else {
-                return ("403 Forbidden", "text/plain".into(), b"forbidden\n".to_vec());
+                return (
+                    "403 Forbidden",
+                    "text/plain".into(),
+                    b"forbidden\n".to_vec(),
+                );
             };
             if file.is_dir() {
                 let mut names: Vec<String> = std::fs::read_dir(&file)
@@ -386,19 +423,34 @@ fn respond(content: &Content, path: &str) -> (&'static str, String, Vec<u8>) {
                     .flatten()
                     .map(|e| {
                         let name = e.file_name().to_string_lossy().into_owned();
-                        if e.path().is_dir() { format!("{name}/") } else { name }
+                        if e.path().is_dir() {
+                            format!("{name}/")
+                        } else {
+                            name
+                        }
                     })
                     .collect();
                 names.sort();
-                let items: String = names.iter().map(|n| format!("<li><a href=\"{n}\">{n}</a></li>\n")).collect();
+                let items: String = names
+                    .iter()
+                    .map(|n| format!("<li><a href=\"{n}\">{n}</a></li>\n"))
+                    .collect();
                 let page = format!(
                     "<!DOCTYPE html>\n<html><head><title>Directory listing for {relative}</title></head>\n<body><h1>Directory listing for {relative}</h1>\n<ul>\n{items}</ul></body></html>\n"
                 );
-                ("200 OK", "text/html; charset=utf-8".into(), page.into_bytes())
+                (
+                    "200 OK",
+                    "text/html; charset=utf-8".into(),
+                    page.into_bytes(),
+                )
             } else {
                 match std::fs::read(&file) {
                     Ok(bytes) => ("200 OK", "application/octet-stream".into(), bytes),
-                    Err(_) => ("404 Not Found", "text/plain".into(), b"not found\n".to_vec()),
+                    Err(_) => (
+                        "404 Not Found",
+                        "text/plain".into(),
+                        b"not found\n".to_vec(),
+                    ),
                 }
             }
         }
@@ -425,7 +477,10 @@ mod tests {
     #[test]
     fn directory_paths_stay_inside_the_root() {
         let root = Path::new("/srv/www");
-        assert_eq!(inside(root, "/a/b.txt"), Some(PathBuf::from("/srv/www/a/b.txt")));
+        assert_eq!(
+            inside(root, "/a/b.txt"),
+            Some(PathBuf::from("/srv/www/a/b.txt"))
+        );
         assert_eq!(inside(root, "/"), Some(PathBuf::from("/srv/www")));
         assert_eq!(inside(root, "/../etc/passwd"), None);
     }
