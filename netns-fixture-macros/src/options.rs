@@ -11,6 +11,11 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 /// Where the lab's description comes from.
 pub enum TopologySource {
     Builtin(LitStr),
+    File {
+        literal: LitStr,
+        path: std::path::PathBuf,
+        topology: Box<netns_fixture_topology::Topology>,
+    },
     Function(syn::Path),
 }
 
@@ -61,6 +66,9 @@ impl Options {
                 "topology" => {
                     once(topology.is_some())?;
                     topology = Some(match &nv.value {
+                        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if s.value().ends_with(".toml") => {
+                            load_file(s)?
+                        }
                         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => TopologySource::Builtin(s.clone()),
                         Expr::Path(p) => TopologySource::Function(p.path.clone()),
                         other => {
@@ -147,20 +155,24 @@ impl Options {
         Ok(options)
     }
 
-    /// Built-in names and their nodes are known here: mistakes are compile errors.
+    /// Built-ins and files are known here: mistakes in them are compile errors.
     fn check_builtin(&self) -> syn::Result<()> {
-        let TopologySource::Builtin(name) = &self.topology else {
-            return Ok(());
-        };
-        let Some(topology) = builtin::get(&name.value()) else {
-            return Err(syn::Error::new(
-                name.span(),
-                format!(
-                    "unknown topology `{}`: the built-in topologies are {}",
-                    name.value(),
-                    builtin::NAMES.join(", ")
-                ),
-            ));
+        let (name, topology) = match &self.topology {
+            TopologySource::Function(_) => return Ok(()),
+            TopologySource::File { literal, topology, .. } => (literal, (**topology).clone()),
+            TopologySource::Builtin(name) => match builtin::get(&name.value()) {
+                Some(topology) => (name, topology),
+                None => {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!(
+                            "unknown topology `{}`: the built-in topologies are {} (a topology file's name ends in `.toml`)",
+                            name.value(),
+                            builtin::NAMES.join(", ")
+                        ),
+                    ))
+                }
+            },
         };
         if let Some(node) = &self.node {
             if topology.node(&node.value()).is_none() {
@@ -186,8 +198,69 @@ impl Options {
             TopologySource::Function(path) => {
                 quote!(::netns_fixture::__private::from_function(#path))
             }
+            TopologySource::File { path, topology, .. } => {
+                let path = path.to_string_lossy().into_owned();
+                let name = topology.name();
+                // include_str! makes cargo rebuild the test when the file changes.
+                quote!(::netns_fixture::__private::from_toml(::core::include_str!(#path), #name))
+            }
         }
     }
+}
+
+/// Reads and checks a topology file, relative to the crate being compiled (or, failing
+/// that, to the source file that names it).
+fn load_file(literal: &LitStr) -> syn::Result<TopologySource> {
+    let relative = std::path::PathBuf::from(literal.value());
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
+    let mut candidates: Vec<std::path::PathBuf> =
+        crate_dir.iter().map(|d| d.join(&relative)).collect();
+    if let Some(dir) = proc_macro::Span::call_site()
+        .local_file()
+        .and_then(|f| f.parent().map(|p| p.to_path_buf()))
+    {
+        candidates.push(dir.join(&relative));
+    }
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return Err(syn::Error::new(
+            literal.span(),
+            format!(
+                "topology file `{}` not found (looked in {})",
+                literal.value(),
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        ));
+    };
+    let path = path.canonicalize().unwrap_or_else(|_| path.clone());
+    let stem = relative
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        syn::Error::new(
+            literal.span(),
+            format!("cannot read `{}`: {e}", literal.value()),
+        )
+    })?;
+    let topology = netns_fixture_topology::Topology::from_toml(&text, &stem).map_err(|e| {
+        let at = match e.location {
+            Some((line, column)) => format!(":{line}:{column}"),
+            None => String::new(),
+        };
+        syn::Error::new(
+            literal.span(),
+            format!("{}{at}: {}", literal.value(), e.message),
+        )
+    })?;
+    Ok(TopologySource::File {
+        literal: literal.clone(),
+        path,
+        topology: Box::new(topology),
+    })
 }
 
 fn string(value: &Expr, key: &str) -> syn::Result<LitStr> {

@@ -199,6 +199,11 @@ impl TopologyBuilder {
         self
     }
 
+    pub(crate) fn push_node(mut self, node: NodeBuilder) -> Self {
+        self.nodes.push(node);
+        self
+    }
+
     /// Joins two endpoints with a veth pair.
     pub fn link(mut self, a: impl Into<EndpointSpec>, b: impl Into<EndpointSpec>) -> Self {
         self.links.push(LinkSpec {
@@ -257,7 +262,7 @@ pub struct NodeBuilder {
 }
 
 impl NodeBuilder {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         NodeBuilder {
             spec: NodeSpec {
                 name: name.into(),

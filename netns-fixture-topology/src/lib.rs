@@ -26,6 +26,7 @@ pub mod builtin;
 mod firewall;
 mod net;
 mod spec;
+mod toml_file;
 
 pub use builder::{NodeBuilder, TopologyBuilder, TopologyError, MAX_INTERFACE_NAME};
 pub use firewall::{
@@ -33,3 +34,4 @@ pub use firewall::{
 };
 pub use net::IpNet;
 pub use spec::{BridgeSpec, EndpointSpec, LinkSpec, NodeSpec, RouteSpec, Topology};
+pub use toml_file::TomlError;
