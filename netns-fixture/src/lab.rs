@@ -30,6 +30,39 @@ pub struct Lab {
     spawner: Arc<Spawner>,
 }
 
+/// Node names and their addresses: what the lab's hosts file says.
+#[derive(Debug, Default)]
+struct Names {
+    entries: Vec<(String, IpAddr)>,
+}
+
+impl Names {
+    fn of(nodes: &[Node]) -> Names {
+        let mut entries = Vec::new();
+        for node in nodes {
+            entries.extend(node.ipv4().map(|a| (node.name.clone(), IpAddr::V4(a))));
+            entries.extend(node.ipv6().map(|a| (node.name.clone(), IpAddr::V6(a))));
+        }
+        Names { entries }
+    }
+
+    fn resolve(&self, name: &str) -> Option<IpAddr> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
+    fn hosts_file(&self) -> Vec<u8> {
+        let mut text =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (name, address) in &self.entries {
+            text.push_str(&format!("{address}\t{name}\n"));
+        }
+        text.into_bytes()
+    }
+}
+
 /// One node of a lab: a network namespace with its interfaces.
 pub struct Node {
     name: String,
@@ -39,6 +72,7 @@ pub struct Node {
     lab: String,
     spawner: Arc<Spawner>,
     firewall: Option<netns_fixture_topology::Firewall>,
+    names: Arc<Names>,
 }
 
 /// An interface of a node, as the topology made it.
@@ -138,6 +172,11 @@ impl Lab {
                 node: name.into(),
                 known: self.nodes.iter().map(|n| n.name.clone()).collect(),
             })
+    }
+
+    /// The address node `name` resolves to inside the lab (see [`Node::resolve`]).
+    pub fn resolve(&self, name: &str) -> Option<IpAddr> {
+        self.nodes.first().and_then(|n| n.resolve(name))
     }
 
     /// The node test bodies run in unless they name another.
@@ -347,8 +386,20 @@ impl Node {
     /// ```
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
-        enter_on_exec(&mut command, self.netns.as_fd());
+        enter_on_exec(&mut command, self.netns.as_fd(), &self.names.hosts_file());
         command
+    }
+
+    /// The address of the node called `name` in this lab (its first IPv4 address,
+    /// else its first IPv6 one): what programs in the lab's nodes find in
+    /// `/etc/hosts`, and what [`Node::http`] resolves host names to.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// assert_eq!(lab.node("client").resolve("server1").unwrap().to_string(), "192.168.0.2");
+    /// ```
+    pub fn resolve(&self, name: &str) -> Option<IpAddr> {
+        self.names.resolve(name)
     }
 
     /// Starts `command` (from [`Node::command`]) in the background. It is killed and
@@ -388,8 +439,13 @@ impl Node {
             .map_err(|e| self.setup_error(format!("starting an HTTP server on port {port}"), e))
     }
 
-    /// Sends `request` from this node (like `ip netns exec NODE curl ...`).
+    /// Sends `request` from this node (like `ip netns exec NODE curl ...`); node
+    /// names in the URL resolve to the nodes' addresses.
     pub fn http(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        let mut request = request.clone();
+        for (name, address) in &self.names.entries {
+            request = request.resolve(name, *address);
+        }
         self.run(|| request.send())
     }
 
@@ -533,6 +589,10 @@ impl<'t> Builder<'t> {
                 })?;
             }
         }
+        let names = Arc::new(Names::of(&self.nodes));
+        for node in &mut self.nodes {
+            node.names = Arc::clone(&names);
+        }
         Ok(Lab {
             topology: topology.clone(),
             nodes: self.nodes,
@@ -578,6 +638,7 @@ impl<'t> Builder<'t> {
                 lab: self.topology.name().into(),
                 spawner: Arc::clone(&self.spawner),
                 firewall: spec.firewall.clone(),
+                names: Arc::default(),
             });
         }
         Ok(())

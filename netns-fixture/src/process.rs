@@ -7,19 +7,32 @@
 //! or the lab is dropped, and the kernel kills it (`PR_SET_PDEATHSIG`) if the test
 //! process dies first.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-/// Makes `command`'s child enter the namespace `netns` and die with its parent thread.
-pub(crate) fn enter_on_exec(command: &mut Command, netns: BorrowedFd<'_>) {
+/// Makes `command`'s child enter the namespace `netns`, see `hosts` as its
+/// `/etc/hosts` (in a mount namespace of its own), and die with its parent thread.
+pub(crate) fn enter_on_exec(command: &mut Command, netns: BorrowedFd<'_>, hosts: &[u8]) {
+    static SPAWNS: AtomicU64 = AtomicU64::new(0);
     let fd: RawFd = netns.as_raw_fd();
+    // Everything the child needs is allocated here, before fork.
+    let scratch = std::env::temp_dir().join(format!(
+        ".netns-fixture-hosts-{}-{}",
+        std::process::id(),
+        SPAWNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let scratch = CString::new(scratch.into_os_string().into_vec()).expect("no NUL in a temp path");
+    let hosts = hosts.to_vec();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls. `fd` stays open in the child: it is inherited from the parent,
-    // which keeps it open for the lab's lifetime.
+    // system calls on data allocated before the fork. `fd` stays open in the child:
+    // it is inherited from the parent, which keeps it open for the lab's lifetime.
     unsafe {
         command.pre_exec(move || {
             if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
@@ -28,9 +41,52 @@ pub(crate) fn enter_on_exec(command: &mut Command, netns: BorrowedFd<'_>) {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(())
+            mount_hosts(&scratch, &hosts)
         });
     }
+}
+
+/// In the child: a private mount namespace whose `/etc/hosts` is `hosts`. The kernel
+/// refuses to bind-mount an unlinked file (memfd, `O_TMPFILE`: EINVAL), so the file
+/// gets a name just long enough to be mounted; the mount keeps it alive after unlink.
+unsafe fn mount_hosts(scratch: &CString, hosts: &[u8]) -> io::Result<()> {
+    let check = |r: libc::c_int| {
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    };
+    check(libc::unshare(libc::CLONE_NEWNS))?;
+    let root = c"/";
+    let none = std::ptr::null();
+    check(libc::mount(
+        none,
+        root.as_ptr(),
+        none,
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ))?;
+    let file = check(libc::open(
+        scratch.as_ptr(),
+        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+        0o644,
+    ))?;
+    let written = libc::write(file, hosts.as_ptr().cast(), hosts.len());
+    libc::close(file);
+    let mounted = if written == hosts.len() as isize {
+        check(libc::mount(
+            scratch.as_ptr(),
+            c"/etc/hosts".as_ptr(),
+            none,
+            libc::MS_BIND,
+            std::ptr::null(),
+        ))
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    libc::unlink(scratch.as_ptr());
+    mounted.map(drop)
 }
 
 type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +28,7 @@ pub struct HttpRequest {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     timeout: Duration,
+    resolve: Vec<(String, IpAddr)>,
 }
 
 impl HttpRequest {
@@ -47,6 +48,7 @@ impl HttpRequest {
             headers: Vec::new(),
             body: Vec::new(),
             timeout: Duration::from_secs(5),
+            resolve: Vec::new(),
         }
     }
     /// Adds a header.
@@ -62,6 +64,11 @@ impl HttpRequest {
     /// Sets the overall timeout (connect, send, receive).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+    /// Resolves host `name` to `address` for this request (like curl's `--resolve`).
+    pub fn resolve(mut self, name: &str, address: IpAddr) -> Self {
+        self.resolve.push((name.into(), address));
         self
     }
     /// The method.
@@ -84,11 +91,13 @@ impl HttpRequest {
     pub fn send(&self) -> Result<HttpResponse, HttpError> {
         // The blocking client runs its own runtime on a thread it creates now, from
         // this thread: its sockets belong to this thread's namespace.
-        let client = reqwest::blocking::Client::builder()
+        let mut client = reqwest::blocking::Client::builder()
             .no_proxy()
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| self.error(e))?;
+            .timeout(self.timeout);
+        for (name, address) in &self.resolve {
+            client = client.resolve(name, SocketAddr::new(*address, 0));
+        }
+        let client = client.build().map_err(|e| self.error(e))?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
             HttpError::new(self, format!("`{}` is not an HTTP method", self.method))
         })?;
@@ -110,11 +119,11 @@ impl HttpRequest {
     /// Sends the request from an async context; sockets belong to the namespace of
     /// the runtime thread that opens them (inside a `#[netns_test]` async body: the node).
     pub async fn send_async(&self) -> Result<HttpResponse, HttpError> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| self.error(e))?;
+        let mut client = reqwest::Client::builder().no_proxy().timeout(self.timeout);
+        for (name, address) in &self.resolve {
+            client = client.resolve(name, SocketAddr::new(*address, 0));
+        }
+        let client = client.build().map_err(|e| self.error(e))?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
             HttpError::new(self, format!("`{}` is not an HTTP method", self.method))
         })?;
