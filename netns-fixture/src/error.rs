@@ -41,6 +41,8 @@ pub enum Error {
         /// Why it failed.
         source: io::Error,
     },
+    /// A packet capture could not start or stop.
+    Capture(crate::capture::CaptureError),
     /// An I/O error outside any lab step.
     Io {
         /// What was being done.
@@ -89,6 +91,7 @@ impl std::fmt::Display for Error {
                 step,
                 source,
             } => write!(f, "lab `{lab}`, node `{node}`: {step}: {source}"),
+            Error::Capture(e) => write!(f, "capture: {e}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
@@ -101,8 +104,15 @@ impl std::error::Error for Error {
             | Error::Setup { source: e, .. }
             | Error::Io { source: e, .. } => Some(e),
             Error::Topology(e) => Some(e),
+            Error::Capture(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<crate::capture::CaptureError> for Error {
+    fn from(e: crate::capture::CaptureError) -> Self {
+        Error::Capture(e)
     }
 }
 

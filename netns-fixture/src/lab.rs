@@ -432,6 +432,26 @@ impl Node {
         })
     }
 
+    /// Starts capturing on interface `interface` of this node, like
+    /// `ip netns exec NODE tcpdump -i INTERFACE FILTER`. `filter` is a tcpdump filter
+    /// string (`"icmp"`, `"tcp port 8080"`) or a [`Filter`](crate::capture::Filter).
+    /// Every packet from the moment this returns until [`Capture::stop`](crate::capture::Capture::stop) is kept.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("pair").unwrap();
+    /// let capture = lab.node("ns-2").capture("veth-2", "icmp").unwrap();
+    /// // ... ping 10.0.0.20 from ns-1 ...
+    /// let captured = capture.stop().unwrap();
+    /// captured.assert_any(|p| p.is_icmp_echo_reply(), "an ICMP echo reply");
+    /// ```
+    pub fn capture(
+        &self,
+        interface: &str,
+        filter: impl Into<crate::capture::Filter>,
+    ) -> Result<crate::capture::Capture, crate::capture::CaptureError> {
+        crate::capture::Capture::start(self.netns.as_fd(), interface, filter)
+    }
+
     /// Starts an HTTP server in this node on `port` (all addresses), serving `content`.
     pub fn serve_http(&self, port: u16, content: Content) -> Result<HttpServer, Error> {
         let address = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));

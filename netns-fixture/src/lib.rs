@@ -20,6 +20,7 @@
 
 extern crate self as netns_fixture;
 
+pub mod capture;
 mod error;
 mod lab;
 mod namespace;
