@@ -417,12 +417,8 @@ impl FirewallToml {
                 .out_interface
                 .as_ref()
                 .map(|i| interface_match(spans, i));
-            r.source = rule.source.as_ref().map(|s| parse_net(s)).transpose()?;
-            r.destination = rule
-                .destination
-                .as_ref()
-                .map(|s| parse_net(s))
-                .transpose()?;
+            r.source = rule.source.as_ref().map(parse_net).transpose()?;
+            r.destination = rule.destination.as_ref().map(parse_net).transpose()?;
             r.ct_states = rule.ct_states.as_ref().map(|states| {
                 let mut ct = CtStates::default();
                 for state in states {

@@ -41,6 +41,15 @@ pub enum Error {
         /// Why it failed.
         source: io::Error,
     },
+    /// Traffic shaping could not be applied.
+    Shaping {
+        /// The node.
+        node: String,
+        /// The interface.
+        interface: String,
+        /// Why.
+        source: crate::shaping::ShapingError,
+    },
     /// A packet capture could not start or stop.
     Capture(crate::capture::CaptureError),
     /// An I/O error outside any lab step.
@@ -92,6 +101,11 @@ impl std::fmt::Display for Error {
                 source,
             } => write!(f, "lab `{lab}`, node `{node}`: {step}: {source}"),
             Error::Capture(e) => write!(f, "capture: {e}"),
+            Error::Shaping {
+                node,
+                interface,
+                source,
+            } => write!(f, "node `{node}`, interface {interface}: {source}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
@@ -105,6 +119,7 @@ impl std::error::Error for Error {
             | Error::Io { source: e, .. } => Some(e),
             Error::Topology(e) => Some(e),
             Error::Capture(e) => Some(e),
+            Error::Shaping { source, .. } => Some(source),
             _ => None,
         }
     }

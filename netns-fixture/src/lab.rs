@@ -4,7 +4,10 @@ use crate::namespace::{EnterGuard, Netns};
 use crate::nat::Netfilter;
 use crate::netlink::RouteSocket;
 use crate::probes::http::{Content, HttpError, HttpRequest, HttpResponse, HttpServer};
+use crate::probes::ping::{self, PingOptions, PingReport};
+use crate::probes::reach::{self, Reach};
 use crate::process::{enter_on_exec, Process, Spawner};
+use crate::readiness::{close_in_background, wait_for_delivery, Prober};
 use crate::{sysctl, Error};
 use netns_fixture_topology::{IpNet, NodeSpec, Topology};
 use std::collections::HashMap;
@@ -350,6 +353,36 @@ impl Node {
             .map_err(|e| self.setup_error(format!("setting the MTU of {name} to {mtu}"), e))
     }
 
+    /// Shapes the traffic leaving interface `name`: a rate limit (tbf), or delay,
+    /// jitter and loss (netem, where the kernel has it; otherwise the error names
+    /// the missing `sch_netem` module).
+    ///
+    /// ```no_run
+    /// use netns_fixture::shaping::Shaping;
+    /// let lab = netns_fixture::Lab::builtin("pair").unwrap();
+    /// lab.node("ns-1").shape("veth-1", &Shaping::rate(8_000_000)).unwrap();
+    /// ```
+    pub fn shape(&self, name: &str, shaping: &crate::shaping::Shaping) -> Result<(), Error> {
+        let index = self.interface(name)?.index;
+        self.run(|| crate::shaping::apply(index, shaping))
+            .map_err(|e| Error::Shaping {
+                node: self.name.clone(),
+                interface: name.into(),
+                source: e,
+            })
+    }
+
+    /// Removes any shaping from interface `name`.
+    pub fn unshape(&self, name: &str) -> Result<(), Error> {
+        let index = self.interface(name)?.index;
+        self.run(|| crate::shaping::clear(index))
+            .map_err(|e| Error::Shaping {
+                node: self.name.clone(),
+                interface: name.into(),
+                source: e,
+            })
+    }
+
     /// The names of the links in the namespace as the kernel reports them now
     /// (including `lo`), in index order.
     pub fn link_names(&self) -> Result<Vec<String>, Error> {
@@ -432,6 +465,53 @@ impl Node {
         })
     }
 
+    /// Pings `target` (an address, or a node name of this lab) from this node.
+    ///
+    /// ```no_run
+    /// use netns_fixture::probes::ping::PingOptions;
+    /// let lab = netns_fixture::Lab::builtin("pair").unwrap();
+    /// let report = lab.node("ns-1").ping("ns-2", &PingOptions::default().count(1)).unwrap();
+    /// report.assert_all_replied();
+    /// ```
+    pub fn ping(&self, target: &str, options: &PingOptions) -> Result<PingReport, Error> {
+        let address = self.address_of(target)?;
+        self.run(|| ping::ping(address, options)).map_err(|e| {
+            self.setup_error(format!("pinging {target}"), io::Error::other(e.to_string()))
+        })
+    }
+
+    /// Checks whether a TCP connection from this node to `target` is accepted,
+    /// refused or dropped, waiting at most `timeout`.
+    ///
+    /// ```no_run
+    /// use netns_fixture::probes::reach::Outcome;
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// let reach = lab.node("client").tcp_connect("10.0.0.233:22".parse().unwrap(), std::time::Duration::from_millis(300));
+    /// reach.assert_outcome(Outcome::Refused);
+    /// ```
+    pub fn tcp_connect(&self, target: SocketAddr, timeout: Duration) -> Reach {
+        self.run(|| reach::tcp_connect(target, timeout))
+    }
+
+    /// Sends `payload` over UDP from this node to `target` and reports whether an
+    /// answer came (accepted), an ICMP error (refused) or nothing (dropped).
+    pub fn udp_request(&self, target: SocketAddr, payload: &[u8], timeout: Duration) -> Reach {
+        self.run(|| reach::udp_request(target, payload, timeout))
+    }
+
+    /// `target` as an address: an IP address, or the name of a node of the lab.
+    fn address_of(&self, target: &str) -> Result<IpAddr, Error> {
+        target
+            .parse()
+            .ok()
+            .or_else(|| self.resolve(target))
+            .ok_or_else(|| Error::UnknownNode {
+                lab: self.lab.clone(),
+                node: target.into(),
+                known: self.names.entries.iter().map(|(n, _)| n.clone()).collect(),
+            })
+    }
+
     /// Starts capturing on interface `interface` of this node, like
     /// `ip netns exec NODE tcpdump -i INTERFACE FILTER`. `filter` is a tcpdump filter
     /// string (`"icmp"`, `"tcp port 8080"`) or a [`Filter`](crate::capture::Filter).
@@ -504,6 +584,7 @@ struct Builder<'t> {
     topology: &'t Topology,
     nodes: Vec<Node>,
     netfilters: Vec<Option<Netfilter>>,
+    probers: Vec<Prober>,
     next_index: Vec<u32>,
     spawner: Arc<Spawner>,
 }
@@ -514,6 +595,7 @@ impl<'t> Builder<'t> {
             topology,
             nodes: Vec::with_capacity(topology.nodes().len()),
             netfilters: Vec::with_capacity(topology.nodes().len()),
+            probers: Vec::with_capacity(topology.nodes().len()),
             // Index 1 is `lo` in every fresh namespace.
             next_index: vec![2; topology.nodes().len()],
             spawner: Arc::new(Spawner::new()),
@@ -609,6 +691,8 @@ impl<'t> Builder<'t> {
                 })?;
             }
         }
+        self.prove_links()?;
+        close_in_background(std::mem::take(&mut self.probers));
         let names = Arc::new(Names::of(&self.nodes));
         for node in &mut self.nodes {
             node.names = Arc::clone(&names);
@@ -618,6 +702,41 @@ impl<'t> Builder<'t> {
             nodes: self.nodes,
             spawner: self.spawner,
         })
+    }
+
+    /// Proves that every veth carries frames both ways (see [`crate::readiness`]).
+    fn prove_links(&self) -> Result<(), Error> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for link in self.topology.links() {
+            let (a, b) = (self.position(&link.a.node), self.position(&link.b.node));
+            let index = |node: usize, name: &str| {
+                self.nodes[node]
+                    .interfaces
+                    .iter()
+                    .find(|i| i.name == name)
+                    .map(|i| i.index)
+                    .expect("created")
+            };
+            let (a_index, b_index) = (index(a, &link.a.interface), index(b, &link.b.interface));
+            for (from, from_index, to, to_index, end) in [
+                (a, a_index, b, b_index, &link.a),
+                (b, b_index, a, a_index, &link.b),
+            ] {
+                let step = format!("checking that {} carries packets", end.interface);
+                let delivered = wait_for_delivery(
+                    &self.probers[from],
+                    from_index,
+                    &self.probers[to],
+                    to_index,
+                    deadline,
+                )
+                .map_err(self.error(&end.node, step.clone()))?;
+                if !delivered {
+                    return Err(self.error(&end.node, step)(io::ErrorKind::TimedOut.into()));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn take_index(&mut self, node: usize) -> u32 {
@@ -638,6 +757,9 @@ impl<'t> Builder<'t> {
             route
                 .set_up(1, true)
                 .map_err(self.error(&spec.name, "setting lo up"))?;
+            let prober =
+                Prober::open().map_err(self.error(&spec.name, "opening a packet socket"))?;
+            self.probers.push(prober);
             for (key, value) in node_sysctls(spec) {
                 let step = format!("setting sysctl {key}={value}");
                 sysctl::write(&key, &value).map_err(self.error(&spec.name, step))?;

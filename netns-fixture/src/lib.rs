@@ -28,6 +28,8 @@ mod nat;
 mod netlink;
 pub mod probes;
 mod process;
+mod readiness;
+pub mod shaping;
 mod sysctl;
 
 #[doc(hidden)]
@@ -52,5 +54,9 @@ pub mod __private {
 
 /// Everything a test usually needs: `use netns_fixture::prelude::*;`.
 pub mod prelude {
+    pub use crate::capture::{Capture, Captured, Filter, Packet};
+    pub use crate::probes::http::{Content, HttpRequest, HttpResponse};
+    pub use crate::probes::ping::{ping, PingOptions, PingReport};
+    pub use crate::probes::reach::{tcp_connect, udp_request, Outcome, Reach};
     pub use crate::{netns_test, Error, Lab, Node};
 }

@@ -217,24 +217,6 @@ impl RouteSocket {
             })
             .collect())
     }
-
-    /// Every address of the namespace, as (link index, address).
-    pub fn addresses(&self) -> io::Result<Vec<(u32, IpNet)>> {
-        let replies = self.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) => {
-                    let ip = a.attributes.iter().find_map(|attr| match attr {
-                        AddressAttribute::Address(ip) => Some(*ip),
-                        _ => None,
-                    })?;
-                    Some((a.header.index, IpNet::new(ip, a.header.prefix_len).ok()?))
-                }
-                _ => None,
-            })
-            .collect())
-    }
 }
 
 fn link_state(link: &LinkMessage) -> LinkState {

@@ -12,9 +12,3 @@ pub(crate) fn write(key: &str, value: &str) -> io::Result<()> {
     };
     std::fs::write(&path, value).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
 }
-
-/// Reads `/proc/sys/<key>` in the calling thread's network namespace.
-pub(crate) fn read(key: &str) -> io::Result<String> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    Ok(std::fs::read_to_string(path)?.trim().to_string())
-}

@@ -160,7 +160,8 @@ fn sigkill_mid_body_leaves_nothing() {
     let mut inodes = Vec::new();
     for line in stdout.lines() {
         let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("VICTIM-READY ") {
+        // libtest prints `test sigkill_victim ... ` on the same line first.
+        if let Some((_, rest)) = line.split_once("VICTIM-READY ") {
             inodes = rest.split(' ').map(|s| s.parse::<u64>().unwrap()).collect();
             break;
         }

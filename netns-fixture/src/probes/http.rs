@@ -281,6 +281,7 @@ pub struct ReceivedRequest {
 /// ```
 pub struct HttpServer {
     address: SocketAddr,
+    listener: std::os::fd::RawFd,
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<ReceivedRequest>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -299,6 +300,7 @@ impl HttpServer {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let listener_fd = listener.as_raw_fd();
         let thread = {
             let (stop, requests) = (Arc::clone(&stop), Arc::clone(&requests));
             let content = Arc::new(content);
@@ -308,6 +310,7 @@ impl HttpServer {
         };
         Ok(HttpServer {
             address,
+            listener: listener_fd,
             stop,
             requests,
             thread: Some(thread),
@@ -331,6 +334,10 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Wakes the serving thread's poll at once. The thread owns the listener
+        // and closes it only after it has seen `stop`, so the fd is still ours here.
+        // SAFETY: shutdown on a socket fd that is open until the thread is joined.
+        unsafe { libc::shutdown(self.listener, libc::SHUT_RDWR) };
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -349,8 +356,8 @@ fn serve(
         revents: 0,
     };
     while !stop.load(Ordering::SeqCst) {
-        // SAFETY: one valid pollfd; a short timeout so `stop` is seen promptly.
-        unsafe { libc::poll(&mut poll, 1, 50) };
+        // SAFETY: one valid pollfd; `Drop` wakes it with shutdown().
+        unsafe { libc::poll(&mut poll, 1, 1000) };
         while let Ok((stream, peer)) = listener.accept() {
             let (content, requests) = (Arc::clone(content), Arc::clone(requests));
             std::thread::spawn(move || {
