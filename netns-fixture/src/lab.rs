@@ -692,7 +692,10 @@ impl<'t> Builder<'t> {
             }
         }
         self.prove_links()?;
-        close_in_background(std::mem::take(&mut self.probers));
+        close_in_background((
+            std::mem::take(&mut self.probers),
+            std::mem::take(&mut self.netfilters),
+        ));
         let names = Arc::new(Names::of(&self.nodes));
         for node in &mut self.nodes {
             node.names = Arc::clone(&names);
