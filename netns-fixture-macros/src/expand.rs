@@ -65,6 +65,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         Some(node) => quote!(::core::option::Option::Some(#node)),
         None => quote!(::core::option::Option::None),
     };
+    let function_name = function.sig.ident.to_string();
     let timeout = options
         .timeout_ms
         .map(|ms| quote!(::core::time::Duration::from_millis(#ms)));
@@ -82,7 +83,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             None => quote!(::core::option::Option::None),
         };
         quote! {
-            ::netns_fixture::__private::run_async(#topology, #node, #flavor, #timeout,
+            ::netns_fixture::__private::run_async(#topology, #node, #function_name, #flavor, #timeout,
                 move |#lab_ident: ::std::sync::Arc<::netns_fixture::Lab>| {
                     let body = async move {
                         #bind_lab
@@ -103,9 +104,11 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         };
         match timeout {
             Some(t) => {
-                quote!(::netns_fixture::__private::run_with_timeout(#topology, #node, #t, #closure))
+                quote!(::netns_fixture::__private::run_with_timeout(#topology, #node, #function_name, #t, #closure))
             }
-            None => quote!(::netns_fixture::__private::run(#topology, #node, #closure)),
+            None => {
+                quote!(::netns_fixture::__private::run(#topology, #node, #function_name, #closure))
+            }
         }
     };
 

@@ -20,6 +20,18 @@ const PINGS: [(&str, &str, &str); 4] = [
 ];
 
 fn main() {
+    if std::env::args().any(|a| a == "--child-lab") {
+        // One test's worth of work, in a re-executed child.
+        let lab = Lab::builtin("two_servers").expect("building the lab");
+        let options = PingOptions::default()
+            .count(1)
+            .timeout(Duration::from_secs(1));
+        let report = lab
+            .node("client")
+            .run(|| ping("10.0.0.233".parse().unwrap(), &options))
+            .unwrap();
+        std::process::exit(if report.received() == 1 { 0 } else { 1 });
+    }
     let mut args = std::env::args().skip(1);
     let (mut iterations, mut baseline_iterations) = (200usize, 20usize);
     while let Some(arg) = args.next() {
@@ -96,10 +108,46 @@ fn main() {
         ms(theirs),
         theirs.as_secs_f64() / ours_two_servers.as_secs_f64()
     );
+    let unprivileged = reexec_overhead(baseline_iterations.max(20), ours_two_servers);
+    println!("{unprivileged}");
     println!("peak memory of this process: {}", peak_rss());
     println!(
         "(down = dropping the lab; the kernel dismantles namespaces asynchronously afterwards)"
     );
+}
+
+/// What the unprivileged path adds to a test: re-executing the test binary, as
+/// root of a fresh user namespace, to build two_servers and ping across it —
+/// next to the same child without a user namespace and the in-process root path.
+fn reexec_overhead(iterations: usize, in_process: Duration) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let time = |user_namespace: bool| {
+        let mut times = Vec::new();
+        for _ in 0..iterations {
+            let start = Instant::now();
+            let mut command = Command::new(&exe);
+            command.arg("--child-lab");
+            if user_namespace {
+                netns_fixture::__private::enter_user_namespace_on_exec(&mut command, 2);
+            }
+            let status = command.status().expect("re-executing the benchmark");
+            assert!(status.success(), "the child lab failed: {status}");
+            times.push(start.elapsed());
+        }
+        median(&mut times)
+    };
+    let plain = time(false);
+    let userns = time(true);
+    format!(
+        "unprivileged path, two_servers up+ping+down per test: {:.2} ms re-executed in a user namespace, \
+         {:.2} ms re-executed as root, {:.2} ms in process as root\n  \
+         => the re-exec costs {:.2} ms, the user namespace {:.2} ms more",
+        ms(userns),
+        ms(plain),
+        ms(in_process),
+        ms(plain.saturating_sub(in_process)),
+        ms(userns.saturating_sub(plain)),
+    )
 }
 
 fn private_mount_namespace() {

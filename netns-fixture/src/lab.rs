@@ -765,7 +765,13 @@ impl<'t> Builder<'t> {
             self.probers.push(prober);
             for (key, value) in node_sysctls(spec) {
                 let step = format!("setting sysctl {key}={value}");
-                sysctl::write(&key, &value).map_err(self.error(&spec.name, step))?;
+                sysctl::write(&key, &value)
+                    .or_else(|e| match key.as_str() {
+                        // In a user namespace only its mapped groups may be named.
+                        PING_GROUP_RANGE => sysctl::write(&key, &mapped_groups()),
+                        _ => Err(e),
+                    })
+                    .map_err(self.error(&spec.name, step))?;
             }
             let netfilter = match spec.firewall {
                 Some(_) => Some(
@@ -834,6 +840,25 @@ impl<'t> Builder<'t> {
         });
         Ok(())
     }
+}
+
+const PING_GROUP_RANGE: &str = "net/ipv4/ping_group_range";
+
+/// The group ids mapped in this process's user namespace, as a `ping_group_range`.
+fn mapped_groups() -> String {
+    let map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    let (first, count) = map
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            (f.len() == 3).then(|| (f[0], f[2]))
+        })
+        .next()
+        .unwrap_or((0, 1));
+    format!("{first} {}", (first + count - 1).min(2_147_483_647))
 }
 
 /// What every lab namespace gets, then what the node asks for.

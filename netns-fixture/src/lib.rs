@@ -31,6 +31,7 @@ mod process;
 mod readiness;
 pub mod shaping;
 mod sysctl;
+mod userns;
 
 #[doc(hidden)]
 pub mod runner;
@@ -40,6 +41,7 @@ pub use lab::{Interface, InterfaceKind, Lab, Node};
 pub use namespace::{EnterGuard, Netns};
 pub use netns_fixture_macros::netns_test;
 pub use process::Process;
+pub use userns::TestReturn;
 
 /// The topology model: builder, validation, built-ins.
 pub mod topology {
@@ -49,6 +51,7 @@ pub mod topology {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::runner::*;
+    pub use crate::userns::enter_on_exec as enter_user_namespace_on_exec;
     pub use tokio;
 }
 

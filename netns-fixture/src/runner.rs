@@ -4,9 +4,11 @@
 //! Not a public API: the macro's generated code calls these through
 //! `netns_fixture::__private`.
 
+use crate::userns::{self, TestReturn};
 use crate::{Error, Lab};
 use netns_fixture_topology::Topology;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,13 +27,51 @@ pub fn builtin(name: &str) -> Topology {
         .unwrap_or_else(|| panic!("netns-fixture: no built-in topology `{name}`"))
 }
 
-fn build(topology: &Topology, node: Option<&str>) -> Arc<Lab> {
-    let lab = Lab::build(topology).unwrap_or_else(|e| fail_setup(topology, e));
+/// The lab, or why this process may not build one (then the test is re-run in
+/// a user namespace).
+enum Built {
+    Lab(Arc<Lab>),
+    NotPrivileged(std::io::Error),
+}
+
+fn build(topology: &Topology, node: Option<&str>) -> Built {
+    let lab = match Lab::build(topology) {
+        Ok(lab) => lab,
+        Err(Error::NotPrivileged(e)) if !userns::in_child() => return Built::NotPrivileged(e),
+        Err(e) => fail_setup(topology, e),
+    };
     let node = node.unwrap_or(topology.default_node());
     if let Err(e) = lab.try_node(node) {
         fail_setup(topology, e)
     }
-    Arc::new(lab)
+    Built::Lab(Arc::new(lab))
+}
+
+/// Ends a test with the body's outcome; in a user-namespace child, tells the
+/// parent first.
+fn finish<R: TestReturn>(outcome: std::thread::Result<R>) -> R {
+    if userns::in_child() {
+        let report = match &outcome {
+            Ok(r) => match r.failure() {
+                Some(why) => format!("failed\n{why}"),
+                None => "returned\n".to_string(),
+            },
+            Err(panic) => format!("panicked\n{}", panic_message(panic.as_ref())),
+        };
+        userns::report(&report);
+    }
+    match outcome {
+        Ok(r) => r,
+        Err(panic) => resume_unwind(panic),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "Box<dyn Any>".to_string(),
+    }
 }
 
 fn fail_setup(topology: &Topology, e: Error) -> ! {
@@ -45,11 +85,20 @@ fn node_name<'a>(lab: &'a Lab, node: Option<&'a str>) -> &'a str {
     node.unwrap_or(lab.topology().default_node())
 }
 
-/// Runs a synchronous body on the calling thread, inside `node`.
-pub fn run<R>(topology: Topology, node: Option<&str>, body: impl FnOnce(&Lab) -> R) -> R {
-    let lab = build(&topology, node);
+/// Runs a synchronous body on the calling thread, inside `node`. `function` is the
+/// test function's name.
+pub fn run<R: TestReturn>(
+    topology: Topology,
+    node: Option<&str>,
+    function: &str,
+    body: impl FnOnce(&Lab) -> R,
+) -> R {
+    let lab = match build(&topology, node) {
+        Built::Lab(lab) => lab,
+        Built::NotPrivileged(e) => return userns::run_in_child(function, &e),
+    };
     let _inside = enter(&lab, node);
-    body(&lab)
+    finish(catch_unwind(AssertUnwindSafe(|| body(&lab))))
     // `_inside` returns the thread home, then `lab` drops: on success, on error
     // return and while unwinding from a panic alike.
 }
@@ -60,13 +109,17 @@ pub fn run<R>(topology: Topology, node: Option<&str>, body: impl FnOnce(&Lab) ->
 /// A thread cannot be stopped from outside: a body that overruns keeps its lab
 /// (every namespace is inside the process, nothing in the machine's namespace)
 /// until it returns or the test process exits.
-pub fn run_with_timeout<R: Send + 'static>(
+pub fn run_with_timeout<R: TestReturn + Send + 'static>(
     topology: Topology,
     node: Option<&str>,
+    function: &str,
     timeout: Duration,
     body: impl FnOnce(&Lab) -> R + Send + 'static,
 ) -> R {
-    let lab = build(&topology, node);
+    let lab = match build(&topology, node) {
+        Built::Lab(lab) => lab,
+        Built::NotPrivileged(e) => return userns::run_in_child(function, &e),
+    };
     let name = node_name(&lab, node).to_string();
     let (done, wait) = std::sync::mpsc::channel();
     let thread_lab = Arc::clone(&lab);
@@ -79,7 +132,7 @@ pub fn run_with_timeout<R: Send + 'static>(
         .spawn(move || {
             let result = {
                 let _inside = enter(&thread_lab, Some(&name));
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&thread_lab)))
+                catch_unwind(AssertUnwindSafe(|| body(&thread_lab)))
             };
             drop(thread_lab);
             let _ = done.send(());
@@ -88,16 +141,13 @@ pub fn run_with_timeout<R: Send + 'static>(
         .expect("spawning the test body thread");
     match wait.recv_timeout(timeout) {
         Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            match handle.join().expect("the body thread catches panics") {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+            finish(handle.join().expect("the body thread catches panics"))
         }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => finish(Err(Box::new(format!(
             "netns-fixture: test body exceeded its timeout of {timeout:?} (lab `{}`, node `{}`)",
             lab.name(),
             node_name(&lab, node)
-        ),
+        )))),
     }
 }
 
@@ -105,14 +155,19 @@ pub fn run_with_timeout<R: Send + 'static>(
 pub fn run_async<R, F>(
     topology: Topology,
     node: Option<&str>,
+    function: &str,
     flavor: Flavor,
     timeout: Option<Duration>,
     body: impl FnOnce(Arc<Lab>) -> F,
 ) -> R
 where
+    R: TestReturn,
     F: Future<Output = R>,
 {
-    let lab = build(&topology, node);
+    let lab = match build(&topology, node) {
+        Built::Lab(lab) => lab,
+        Built::NotPrivileged(e) => return userns::run_in_child(function, &e),
+    };
     let _inside = enter(&lab, node);
     // Built after entering: worker and blocking threads are spawned from here and
     // inherit the namespace, so `tokio::spawn` cannot escape it.
@@ -127,20 +182,22 @@ where
     }
     .expect("building the test's tokio runtime");
     let future = body(Arc::clone(&lab));
-    let result = match timeout {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        match timeout {
         None => runtime.block_on(future),
         Some(limit) => runtime
             .block_on(async { tokio::time::timeout(limit, future).await })
             .unwrap_or_else(|_| {
-                panic!(
+                std::panic::panic_any(format!(
                     "netns-fixture: test body exceeded its timeout of {limit:?} (lab `{}`, node `{}`)",
                     lab.name(),
                     node_name(&lab, node)
-                )
+                ))
             }),
-    };
+    }
+    }));
     drop(runtime);
-    result
+    finish(outcome)
 }
 
 fn enter(lab: &Lab, node: Option<&str>) -> crate::namespace::EnterGuard {
