@@ -56,6 +56,17 @@ impl Names {
             .map(|(_, a)| *a)
     }
 
+    /// The node names, each once, in lab order.
+    fn nodes(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in &self.entries {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
     fn hosts_file(&self) -> Vec<u8> {
         let mut text =
             String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
@@ -508,7 +519,7 @@ impl Node {
             .ok_or_else(|| Error::UnknownNode {
                 lab: self.lab.clone(),
                 node: target.into(),
-                known: self.names.entries.iter().map(|(n, _)| n.clone()).collect(),
+                known: self.names.nodes(),
             })
     }
 
