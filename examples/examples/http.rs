@@ -13,16 +13,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = ns.serve_http(4000, Content::text("Hello from ns_rifky\n"))?;
     let response = host.http(&HttpRequest::get("http://10.0.0.11:4000/"))?;
-    println!("host$ curl http://10.0.0.11:4000/\n  {} {}", response.status, response.text().trim_end());
-    println!("  the server saw the request from {}", server.requests()[0].peer.ip().to_canonical());
+    println!(
+        "host$ curl http://10.0.0.11:4000/\n  {} {}",
+        response.status,
+        response.text().trim_end()
+    );
+    println!(
+        "  the server saw the request from {}",
+        server.requests()[0].peer.ip().to_canonical()
+    );
     drop(server);
 
     let mut python = ns.command("python3");
-    python.args(["-m", "http.server", "4000"]).stderr(std::process::Stdio::null());
+    python
+        .args(["-m", "http.server", "4000"])
+        .stderr(std::process::Stdio::null());
     let _python = ns.spawn(python)?;
     ns.wait_for_tcp("10.0.0.11:4000".parse()?, Duration::from_secs(10))?;
     let listing = host.http_get("http://10.0.0.11:4000/")?;
-    let title = listing.text().lines().find(|l| l.contains("<title>")).unwrap_or("").trim().to_string();
-    println!("host$ curl http://10.0.0.11:4000/   (python3 -m http.server in ns_rifky)\n  {} {title}", listing.status);
+    let title = listing
+        .text()
+        .lines()
+        .find(|l| l.contains("<title>"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    println!(
+        "host$ curl http://10.0.0.11:4000/   (python3 -m http.server in ns_rifky)\n  {} {title}",
+        listing.status
+    );
     Ok(())
 }

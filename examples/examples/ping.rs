@@ -14,7 +14,12 @@ fn main() -> Result<(), netns_fixture::Error> {
     report.assert_all_replied();
 
     // Nobody has 10.0.0.99: a result with 100% loss, not an error.
-    let lost = ns1.ping("10.0.0.99", &PingOptions::default().count(1).timeout(Duration::from_millis(300)))?;
+    let lost = ns1.ping(
+        "10.0.0.99",
+        &PingOptions::default()
+            .count(1)
+            .timeout(Duration::from_millis(300)),
+    )?;
     println!("ns-1$ ping -c 1 10.0.0.99\n{lost:#}");
     lost.assert_unreachable();
     Ok(())

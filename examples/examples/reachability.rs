@@ -10,7 +10,9 @@ use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lab = Lab::builtin("two_servers")?;
-    let _server = lab.node("server1").serve_http(8080, Content::text("hi\n"))?;
+    let _server = lab
+        .node("server1")
+        .serve_http(8080, Content::text("hi\n"))?;
     let client = lab.node("client");
     let timeout = Duration::from_millis(300);
     for (target, expected) in [
