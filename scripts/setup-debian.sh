@@ -2,9 +2,10 @@
 # Installs what netns-fixture's tests and examples use on Debian/Ubuntu:
 # iproute2 and nftables (to inspect labs; the library itself needs neither),
 # tcpdump (the tests read capture files with it), libpcap-dev (tcpdump filter
-# compilation), iptables (rules under test), python3 (web servers in examples).
+# compilation), iptables (rules under test), python3 (web servers in examples),
+# chromium (a test renders the failure report page headless).
 set -euo pipefail
-packages=(build-essential pkg-config iproute2 nftables iptables tcpdump libpcap-dev python3 iputils-ping curl sudo)
+packages=(build-essential pkg-config iproute2 nftables iptables tcpdump libpcap-dev python3 iputils-ping curl sudo chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

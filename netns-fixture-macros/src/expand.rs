@@ -66,6 +66,13 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         None => quote!(::core::option::Option::None),
     };
     let function_name = function.sig.ident.to_string();
+    let should_panic = function
+        .attrs
+        .iter()
+        .any(|a| last_segment_is(a.path(), "should_panic"));
+    let test = quote! {
+        ::netns_fixture::__private::Test { function: #function_name, should_panic: #should_panic }
+    };
     let timeout = options
         .timeout_ms
         .map(|ms| quote!(::core::time::Duration::from_millis(#ms)));
@@ -83,7 +90,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             None => quote!(::core::option::Option::None),
         };
         quote! {
-            ::netns_fixture::__private::run_async(#topology, #node, #function_name, #flavor, #timeout,
+            ::netns_fixture::__private::run_async(#topology, #node, #test, #flavor, #timeout,
                 move |#lab_ident: ::std::sync::Arc<::netns_fixture::Lab>| {
                     let body = async move {
                         #bind_lab
@@ -104,10 +111,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         };
         match timeout {
             Some(t) => {
-                quote!(::netns_fixture::__private::run_with_timeout(#topology, #node, #function_name, #t, #closure))
+                quote!(::netns_fixture::__private::run_with_timeout(#topology, #node, #test, #t, #closure))
             }
             None => {
-                quote!(::netns_fixture::__private::run(#topology, #node, #function_name, #closure))
+                quote!(::netns_fixture::__private::run(#topology, #node, #test, #closure))
             }
         }
     };

@@ -52,6 +52,15 @@ pub enum Error {
     },
     /// A packet capture could not start or stop.
     Capture(crate::capture::CaptureError),
+    /// Rules could not be loaded into a node or read back (see [`crate::rules`]).
+    Rules(crate::rules::RulesError),
+    /// A check (see [`crate::matrix`]) cannot run as described.
+    Check {
+        /// The check, e.g. `port forwards from client`.
+        check: String,
+        /// Why it cannot run.
+        why: String,
+    },
     /// An I/O error outside any lab step.
     Io {
         /// What was being done.
@@ -101,6 +110,8 @@ impl std::fmt::Display for Error {
                 source,
             } => write!(f, "lab `{lab}`, node `{node}`: {step}: {source}"),
             Error::Capture(e) => write!(f, "capture: {e}"),
+            Error::Rules(e) => write!(f, "{e}"),
+            Error::Check { check, why } => write!(f, "{check}: {why}"),
             Error::Shaping {
                 node,
                 interface,
@@ -119,6 +130,7 @@ impl std::error::Error for Error {
             | Error::Io { source: e, .. } => Some(e),
             Error::Topology(e) => Some(e),
             Error::Capture(e) => Some(e),
+            Error::Rules(e) => Some(e),
             Error::Shaping { source, .. } => Some(source),
             _ => None,
         }

@@ -21,14 +21,20 @@
 extern crate self as netns_fixture;
 
 pub mod capture;
+pub mod diagram;
 mod error;
+pub mod inspect;
+mod keep;
 mod lab;
+pub mod matrix;
 mod namespace;
 mod nat;
 mod netlink;
 pub mod probes;
 mod process;
 mod readiness;
+mod report;
+pub mod rules;
 pub mod shaping;
 mod sysctl;
 mod userns;
@@ -50,6 +56,8 @@ pub mod topology {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::keep::{hold_for_inspection, reraise_interrupt, KEEP_VAR};
+    pub use crate::report::{on_failure, on_success, panic_message, Watch, REPORT_VAR};
     pub use crate::runner::*;
     pub use crate::userns::enter_on_exec as enter_user_namespace_on_exec;
     pub use tokio;
@@ -58,6 +66,7 @@ pub mod __private {
 /// Everything a test usually needs: `use netns_fixture::prelude::*;`.
 pub mod prelude {
     pub use crate::capture::{Capture, Captured, Filter, Packet};
+    pub use crate::matrix::{Flow, Forward, Matrix, PortForwardCheck, Service};
     pub use crate::probes::http::{Content, HttpRequest, HttpResponse};
     pub use crate::probes::ping::{ping, PingOptions, PingReport};
     pub use crate::probes::reach::{tcp_connect, udp_request, Outcome, Reach};

@@ -5,7 +5,7 @@
 //! `netns_fixture::__private`.
 
 use crate::userns::{self, TestReturn};
-use crate::{Error, Lab};
+use crate::{keep, report, Error, Lab};
 use netns_fixture_topology::Topology;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -19,6 +19,27 @@ pub enum Flavor {
     CurrentThread,
     /// A multi-thread runtime with this many workers, all inside the node.
     MultiThread(usize),
+}
+
+/// What the macro knows of a test besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Test {
+    /// The test function's name.
+    pub function: &'static str,
+    /// `#[should_panic]` is on it: a panic is its success, so a panic writes no
+    /// failure report and holds no lab.
+    pub should_panic: bool,
+}
+
+impl Test {
+    /// The name libtest runs the test under (its thread's name, e.g.
+    /// `module::case_1` for an rstest case), else the function's name.
+    fn full_name(&self) -> String {
+        match std::thread::current().name() {
+            Some(name) if name.split("::").any(|s| s == self.function) => name.to_string(),
+            _ => self.function.to_string(),
+        }
+    }
 }
 
 /// The built-in topology `name` (the macro has checked that it exists).
@@ -56,7 +77,7 @@ fn finish<R: TestReturn>(outcome: std::thread::Result<R>) -> R {
                 Some(why) => format!("failed\n{why}"),
                 None => "returned\n".to_string(),
             },
-            Err(panic) => format!("panicked\n{}", panic_message(panic.as_ref())),
+            Err(panic) => format!("panicked\n{}", report::panic_message(panic.as_ref())),
         };
         userns::report(&report);
     }
@@ -66,11 +87,45 @@ fn finish<R: TestReturn>(outcome: std::thread::Result<R>) -> R {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => s.to_string(),
-        (_, Some(s)) => s.clone(),
-        _ => "Box<dyn Any>".to_string(),
+/// Runs `body` (on a thread already inside `node`) so that a failure shows its
+/// evidence: a panic or a failing return prints the lab's state and writes the
+/// report ([`crate::report`]), then, with `NETNS_FIXTURE_KEEP`, holds the lab for
+/// a person ([`crate::keep`]). The caller drops the lab, then calls
+/// [`keep::reraise_interrupt`].
+fn observe<R: TestReturn>(
+    lab: &Lab,
+    node: &str,
+    test: &Test,
+    body: impl FnOnce() -> R,
+) -> std::thread::Result<R> {
+    if test.should_panic {
+        return catch_unwind(AssertUnwindSafe(body));
+    }
+    let watch = report::Watch::new(lab, node, &test.full_name());
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    let failure = match &outcome {
+        Ok(returned) => returned.failure(),
+        Err(panic) => Some(report::panic_message(panic.as_ref())),
+    };
+    match failure {
+        None => {
+            watch.passed();
+        }
+        Some(why) => {
+            watch.failed(&why);
+            drop(watch);
+            keep::hold_for_inspection(lab);
+        }
+    }
+    outcome
+}
+
+/// A body that overran its timeout is still running on its thread: the report
+/// and the hold come from the test thread.
+fn overran(lab: &Lab, node: &str, test: &Test, message: &str) {
+    if !test.should_panic {
+        report::on_failure(lab, node, &test.full_name(), message);
+        keep::hold_for_inspection(lab);
     }
 }
 
@@ -85,22 +140,25 @@ fn node_name<'a>(lab: &'a Lab, node: Option<&'a str>) -> &'a str {
     node.unwrap_or(lab.topology().default_node())
 }
 
-/// Runs a synchronous body on the calling thread, inside `node`. `function` is the
-/// test function's name.
+/// Runs a synchronous body on the calling thread, inside `node`.
 pub fn run<R: TestReturn>(
     topology: Topology,
     node: Option<&str>,
-    function: &str,
+    test: Test,
     body: impl FnOnce(&Lab) -> R,
 ) -> R {
     let lab = match build(&topology, node) {
         Built::Lab(lab) => lab,
-        Built::NotPrivileged(e) => return userns::run_in_child(function, &e),
+        Built::NotPrivileged(e) => return userns::run_in_child(test.function, &e),
     };
-    let _inside = enter(&lab, node);
-    finish(catch_unwind(AssertUnwindSafe(|| body(&lab))))
-    // `_inside` returns the thread home, then `lab` drops: on success, on error
-    // return and while unwinding from a panic alike.
+    let outcome = {
+        let _inside = enter(&lab, node);
+        observe(&lab, node_name(&lab, node), &test, || body(&lab))
+    };
+    // The thread is home again; the lab goes on success, error and panic alike.
+    drop(lab);
+    keep::reraise_interrupt();
+    finish(outcome)
 }
 
 /// Runs a synchronous body on its own thread inside `node`, failing the test if it
@@ -112,13 +170,13 @@ pub fn run<R: TestReturn>(
 pub fn run_with_timeout<R: TestReturn + Send + 'static>(
     topology: Topology,
     node: Option<&str>,
-    function: &str,
+    test: Test,
     timeout: Duration,
     body: impl FnOnce(&Lab) -> R + Send + 'static,
 ) -> R {
     let lab = match build(&topology, node) {
         Built::Lab(lab) => lab,
-        Built::NotPrivileged(e) => return userns::run_in_child(function, &e),
+        Built::NotPrivileged(e) => return userns::run_in_child(test.function, &e),
     };
     let name = node_name(&lab, node).to_string();
     let (done, wait) = std::sync::mpsc::channel();
@@ -132,30 +190,37 @@ pub fn run_with_timeout<R: TestReturn + Send + 'static>(
         .spawn(move || {
             let result = {
                 let _inside = enter(&thread_lab, Some(&name));
-                catch_unwind(AssertUnwindSafe(|| body(&thread_lab)))
+                observe(&thread_lab, &name, &test, || body(&thread_lab))
             };
             drop(thread_lab);
             let _ = done.send(());
             result
         })
         .expect("spawning the test body thread");
-    match wait.recv_timeout(timeout) {
+    let outcome = match wait.recv_timeout(timeout) {
         Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            finish(handle.join().expect("the body thread catches panics"))
+            handle.join().expect("the body thread catches panics")
         }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => finish(Err(Box::new(format!(
-            "netns-fixture: test body exceeded its timeout of {timeout:?} (lab `{}`, node `{}`)",
-            lab.name(),
-            node_name(&lab, node)
-        )))),
-    }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            let node = node_name(&lab, node);
+            let message = format!(
+                "netns-fixture: test body exceeded its timeout of {timeout:?} (lab `{}`, node `{node}`)",
+                lab.name(),
+            );
+            overran(&lab, node, &test, &message);
+            Err(Box::new(message) as Box<dyn std::any::Any + Send>)
+        }
+    };
+    drop(lab);
+    keep::reraise_interrupt();
+    finish(outcome)
 }
 
 /// Runs an `async` body on a runtime whose threads are all inside `node`.
 pub fn run_async<R, F>(
     topology: Topology,
     node: Option<&str>,
-    function: &str,
+    test: Test,
     flavor: Flavor,
     timeout: Option<Duration>,
     body: impl FnOnce(Arc<Lab>) -> F,
@@ -166,9 +231,9 @@ where
 {
     let lab = match build(&topology, node) {
         Built::Lab(lab) => lab,
-        Built::NotPrivileged(e) => return userns::run_in_child(function, &e),
+        Built::NotPrivileged(e) => return userns::run_in_child(test.function, &e),
     };
-    let _inside = enter(&lab, node);
+    let inside = enter(&lab, node);
     // Built after entering: worker and blocking threads are spawned from here and
     // inherit the namespace, so `tokio::spawn` cannot escape it.
     let runtime = match flavor {
@@ -182,7 +247,8 @@ where
     }
     .expect("building the test's tokio runtime");
     let future = body(Arc::clone(&lab));
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    // `block_on` polls the body on this thread: its panics are this thread's.
+    let outcome = observe(&lab, node_name(&lab, node), &test, || {
         match timeout {
         None => runtime.block_on(future),
         Some(limit) => runtime
@@ -195,8 +261,11 @@ where
                 ))
             }),
     }
-    }));
+    });
     drop(runtime);
+    drop(inside);
+    drop(lab);
+    keep::reraise_interrupt();
     finish(outcome)
 }
 

@@ -155,13 +155,35 @@ fn probe_mistakes_are_clear_errors() {
     use netns_fixture::probes::ping::PingOptions;
     let lab = Lab::builtin("pair").unwrap();
     let ns2 = lab.node("ns-2");
-    let malformed = ns2.capture("veth-2", "tcp prot 80").unwrap_err().to_string();
-    assert!(malformed.contains("invalid tcpdump filter \"tcp prot 80\""), "{malformed}");
+    let malformed = ns2
+        .capture("veth-2", "tcp prot 80")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        malformed.contains("invalid tcpdump filter \"tcp prot 80\""),
+        "{malformed}"
+    );
     let unknown = ns2.capture("eth9", "icmp").unwrap_err().to_string();
     assert!(unknown.contains("no interface \"eth9\""), "{unknown}");
-    assert!(unknown.contains("veth-2"), "the error lists what exists: {unknown}");
-    let nobody = lab.node("ns-1").ping("ns-9", &PingOptions::default()).unwrap_err().to_string();
-    assert_eq!(nobody, "lab `pair` has no node `ns-9` (nodes are: ns-1, ns-2)");
-    let spawn = ns2.spawn(ns2.command("/nonexistent/program")).unwrap_err().to_string();
-    assert!(spawn.starts_with("lab `pair`, node `ns-2`: starting /nonexistent/program: "), "{spawn}");
+    assert!(
+        unknown.contains("veth-2"),
+        "the error lists what exists: {unknown}"
+    );
+    let nobody = lab
+        .node("ns-1")
+        .ping("ns-9", &PingOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        nobody,
+        "lab `pair` has no node `ns-9` (nodes are: ns-1, ns-2)"
+    );
+    let spawn = ns2
+        .spawn(ns2.command("/nonexistent/program"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        spawn.starts_with("lab `pair`, node `ns-2`: starting /nonexistent/program: "),
+        "{spawn}"
+    );
 }

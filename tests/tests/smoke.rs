@@ -26,18 +26,20 @@ fn display_shows_the_address_plan() {
     let expected = "\
 lab lan
   ns1 (default node)
-    veth1      192.168.0.2/24     <-> host/veth1-br
+    veth1      192.168.0.2/24 fd00:192:168::2/64 <-> host/veth1-br
     route 0.0.0.0/0 via 192.168.0.1
+    route ::/0 via fd00:192:168::1
   ns2
-    veth2      192.168.0.3/24     <-> host/veth2-br
+    veth2      192.168.0.3/24 fd00:192:168::3/64 <-> host/veth2-br
     route 0.0.0.0/0 via 192.168.0.1
+    route ::/0 via fd00:192:168::1
   host (forwarding, firewall)
-    br0        192.168.0.1/24     bridge
+    br0        192.168.0.1/24 fd00:192:168::1/64 bridge
     veth1-br   -                  <-> ns1/veth1 (port of br0)
     veth2-br   -                  <-> ns2/veth2 (port of br0)
-    eth0       198.51.100.1/24    <-> internet/eth0
+    eth0       198.51.100.1/24 fd00:198:51:100::1/64 <-> internet/eth0
   internet
-    eth0       198.51.100.2/24    <-> host/eth0
+    eth0       198.51.100.2/24 fd00:198:51:100::2/64 <-> host/eth0
 ";
     assert_eq!(plan, expected);
 }

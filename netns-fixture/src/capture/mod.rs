@@ -35,6 +35,7 @@
 mod filter;
 mod packet;
 mod pcap_file;
+mod registry;
 mod render;
 mod socket;
 #[cfg(test)]
@@ -45,6 +46,7 @@ pub use packet::{
     arp_op, icmp_type, ip_proto, Arp, Direction, Ethernet, Icmp, Ip, IpVersion, Ipv4, Ipv6,
     LinkType, MacAddr, Packet, Quoted, Tcp, TcpFlags, TcpOption, Udp,
 };
+pub(crate) use registry::{Registry, Snapshot};
 
 use std::fmt;
 use std::fs::File;
@@ -174,6 +176,7 @@ struct State {
     packets: Vec<Packet>,
     rejected: u64,
     notes: Vec<String>,
+    status: registry::Status,
 }
 
 #[derive(Default)]
@@ -221,6 +224,8 @@ pub struct Capture {
     interface: String,
     filter: String,
     link: LinkType,
+    /// A [`Registry`] keeps the packets: `stop` copies them instead of taking them.
+    kept: bool,
 }
 
 impl fmt::Debug for Capture {
@@ -297,6 +302,7 @@ impl Capture {
             interface: interface.to_string(),
             filter: description,
             link,
+            kept: false,
         })
     }
 
@@ -385,7 +391,7 @@ impl Capture {
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => 0,
         };
-        let state = std::mem::take(&mut *self.shared.lock());
+        let state = registry::finish(&self.shared, self.kept);
         let mut notes = state.notes;
         if drops > 0 {
             notes.push(format!(
@@ -414,6 +420,7 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         let _ = self.signal_and_join();
+        registry::dropped(&self.shared);
     }
 }
 

@@ -197,8 +197,9 @@ impl fmt::Display for RuleProblem {
         if let Some(note) = &self.note {
             write!(f, " ({note})")?;
         }
-        if let Some(rule) = &self.rule {
-            let number = self.line.map(|l| l.to_string()).unwrap_or_default();
+        // The excerpt, as nft shows it, when the problem has a line.
+        if let (Some(rule), Some(line)) = (&self.rule, self.line) {
+            let number = line.to_string();
             let gutter = " ".repeat(number.len());
             write!(f, "\n    {number} | {rule}")?;
             if let Some((first, last)) = self.columns {
@@ -294,7 +295,14 @@ pub(crate) fn nft_problems(stderr: &str, input: &Input<'_>) -> Vec<RuleProblem> 
     if problems.is_empty() {
         problems.push(whole_output(stderr, input.file));
     }
-    problems
+    // nft reports a bad `define` once per use of the variable: once is enough.
+    let mut distinct: Vec<RuleProblem> = Vec::with_capacity(problems.len());
+    for problem in problems {
+        if !distinct.contains(&problem) {
+            distinct.push(problem);
+        }
+    }
+    distinct
 }
 
 fn is_header(line: &str) -> bool {
@@ -330,7 +338,7 @@ fn parse_place(place: &str) -> (Option<String>, Option<usize>, Option<(usize, us
         return (Some(place.to_string()), None, None);
     };
     let columns = columns.split_once('-').and_then(|(a, b)| {
-        let first = a.parse().ok()?;
+        let first: usize = a.parse().ok()?;
         // A span over several lines ends `LINE:COLUMN`; keep the first line's part.
         let last = b.parse().unwrap_or(first);
         Some((first, last.max(first)))
@@ -417,7 +425,12 @@ pub(crate) fn restore_problems(stderr: &str, input: &Input<'_>) -> Vec<RuleProbl
 
 /// `iptables-restore v1.8.9 (nf_tables): X` and `iptables-restore: X` → `X`.
 fn strip_tool_prefix(line: &str) -> &str {
-    let tools = ["ip6tables-restore", "iptables-restore", "ip6tables", "iptables"];
+    let tools = [
+        "ip6tables-restore",
+        "iptables-restore",
+        "ip6tables",
+        "iptables",
+    ];
     for tool in tools {
         if let Some(rest) = line.strip_prefix(tool) {
             if let Some(i) = rest.find(": ") {
@@ -450,9 +463,9 @@ fn jump_to_missing_chain(text: &str, reported: usize, message: &str) -> Option<(
         .unwrap_or(0);
     (start..reported - 1).find_map(|i| {
         let words = super::words::split(lines[i]).ok()?;
-        let jumps = words.windows(2).any(|w| {
-            matches!(w[0].as_str(), "-j" | "--jump" | "-g" | "--goto") && w[1] == chain
-        });
+        let jumps = words
+            .windows(2)
+            .any(|w| matches!(w[0].as_str(), "-j" | "--jump" | "-g" | "--goto") && w[1] == chain);
         jumps.then(|| (i + 1, lines[i].trim_end().to_string()))
     })
 }
@@ -514,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             problems[0].to_string(),
-            "line 5, column 23: syntax error, unexpected newline\n      5 |     tcp dport 22 acept\n        |                       ^"
+            "line 5, column 23: syntax error, unexpected newline\n    5 |     tcp dport 22 acept\n      |                       ^"
         );
     }
 
@@ -530,16 +543,25 @@ mod tests {
         assert_eq!(problems.len(), 3);
         assert_eq!(problems[0].file.as_deref(), Some("/etc/fw/router.nft"));
         assert_eq!(problems[0].columns, Some((11, 20)));
-        assert_eq!(problems[0].rule.as_deref(), Some(" ip saddr 10.0.0.300 accept"));
+        assert_eq!(
+            problems[0].rule.as_deref(),
+            Some(" ip saddr 10.0.0.300 accept")
+        );
         assert_eq!(
             problems[0].to_string(),
-            "/etc/fw/router.nft:3:11: Could not resolve hostname: Name or service not known\n      3 |  ip saddr 10.0.0.300 accept\n        |           ^^^^^^^^^^"
+            "/etc/fw/router.nft:3:11: Could not resolve hostname: Name or service not known\n    3 |  ip saddr 10.0.0.300 accept\n      |           ^^^^^^^^^^"
         );
         // An included file: the line nft printed.
         assert_eq!(problems[1].file.as_deref(), Some("/etc/fw/other.nft"));
-        assert_eq!(problems[1].rule.as_deref(), Some("add rule ip nope c accept"));
+        assert_eq!(
+            problems[1].rule.as_deref(),
+            Some("add rule ip nope c accept")
+        );
         assert_eq!(problems[2].line, None);
-        assert_eq!(problems[2].message, "Could not open file \"x\": No such file or directory");
+        assert_eq!(
+            problems[2].message,
+            "Could not open file \"x\": No such file or directory"
+        );
     }
 
     fn restore(stderr: &str, text: &str) -> RuleProblem {
@@ -559,11 +581,20 @@ mod tests {
         let p = restore("iptables-restore v1.8.9 (nf_tables): unknown option \"--dprot\"\nError occurred at line: 2\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.\n", text);
         assert_eq!(p.line, Some(2));
         assert_eq!(p.message, "unknown option \"--dprot\"");
-        assert_eq!(p.rule.as_deref(), Some("-A INPUT -p tcp --dprot 22 -j ACCEPT"));
+        assert_eq!(
+            p.rule.as_deref(),
+            Some("-A INPUT -p tcp --dprot 22 -j ACCEPT")
+        );
 
         let text = "*filter\n-A NOPE -j ACCEPT\nCOMMIT\n";
-        let p = restore("iptables-restore: line 2 failed: No chain/target/match by that name.\n", text);
-        assert_eq!((p.line, p.message.as_str()), (Some(2), "No chain/target/match by that name."));
+        let p = restore(
+            "iptables-restore: line 2 failed: No chain/target/match by that name.\n",
+            text,
+        );
+        assert_eq!(
+            (p.line, p.message.as_str()),
+            (Some(2), "No chain/target/match by that name.")
+        );
         assert_eq!(p.rule.as_deref(), Some("-A NOPE -j ACCEPT"));
 
         let text = "*filter\n-A INPUT -j ACCEPT\n";
@@ -581,10 +612,13 @@ mod tests {
         let text = "*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPTT\nCOMMIT\n";
         let p = restore("iptables-restore v1.8.9 (nf_tables): Chain 'ACCEPTT' does not exist\nError occurred at line: 5\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.\n", text);
         assert_eq!(p.line, Some(4));
-        assert_eq!(p.rule.as_deref(), Some("-A INPUT -p tcp --dport 22 -j ACCEPTT"));
+        assert_eq!(
+            p.rule.as_deref(),
+            Some("-A INPUT -p tcp --dport 22 -j ACCEPTT")
+        );
         assert_eq!(
             p.to_string(),
-            "line 4: Chain 'ACCEPTT' does not exist (the tool reported line 5, the COMMIT of the table, where it noticed)\n      4 | -A INPUT -p tcp --dport 22 -j ACCEPTT"
+            "line 4: Chain 'ACCEPTT' does not exist (the tool reported line 5, the COMMIT of the table, where it noticed)\n    4 | -A INPUT -p tcp --dport 22 -j ACCEPTT"
         );
     }
 
@@ -595,7 +629,10 @@ mod tests {
             "iptables -A INPUT -p tcp --dprot 22 -j ACCEPT",
         );
         assert_eq!(p.message, "unknown option \"--dprot\"");
-        let p = command_problem("iptables: No chain/target/match by that name.\n", "iptables -A NOPE -j ACCEPT");
+        let p = command_problem(
+            "iptables: No chain/target/match by that name.\n",
+            "iptables -A NOPE -j ACCEPT",
+        );
         assert_eq!(p.message, "No chain/target/match by that name.");
     }
 }

@@ -94,23 +94,49 @@ mod tests {
     fn splits_like_a_shell() {
         assert_eq!(
             split(r#"iptables -A INPUT -m comment --comment "ssh from admin" -j ACCEPT"#).unwrap(),
-            ["iptables", "-A", "INPUT", "-m", "comment", "--comment", "ssh from admin", "-j", "ACCEPT"]
+            [
+                "iptables",
+                "-A",
+                "INPUT",
+                "-m",
+                "comment",
+                "--comment",
+                "ssh from admin",
+                "-j",
+                "ACCEPT"
+            ]
         );
-        assert_eq!(split(r#"a 'b  c' "d \"e\"" f\ g"#).unwrap(), ["a", "b  c", r#"d "e""#, "f g"]);
+        assert_eq!(
+            split(r#"a 'b  c' "d \"e\"" f\ g"#).unwrap(),
+            ["a", "b  c", r#"d "e""#, "f g"]
+        );
         assert_eq!(split("  x\t\ty  ").unwrap(), ["x", "y"]);
         assert_eq!(split(r#"--comment """#).unwrap(), ["--comment", ""]);
-        assert_eq!(split(r#"a "b"#).unwrap_err(), "a double quote is not closed");
+        assert_eq!(
+            split(r#"a "b"#).unwrap_err(),
+            "a double quote is not closed"
+        );
         assert_eq!(split("a 'b").unwrap_err(), "a single quote is not closed");
     }
 
     #[test]
     fn joins_for_a_shell() {
-        let words: Vec<String> = ["iptables", "-A", "INPUT", "--comment", "ssh from admin", "it's"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let words: Vec<String> = [
+            "iptables",
+            "-A",
+            "INPUT",
+            "--comment",
+            "ssh from admin",
+            "it's",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let line = join(&words);
-        assert_eq!(line, r#"iptables -A INPUT --comment 'ssh from admin' 'it'\''s'"#);
+        assert_eq!(
+            line,
+            r#"iptables -A INPUT --comment 'ssh from admin' 'it'\''s'"#
+        );
         assert_eq!(split(&line).unwrap(), words);
     }
 }

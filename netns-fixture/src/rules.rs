@@ -1,0 +1,424 @@
+//! Rules under test: load a user's own firewall into a node with the real tools —
+//! `nft -f`, `iptables-restore`, `iptables` — exactly as on a real machine, and
+//! read the node's ruleset back with its counters to see which rule matched.
+//!
+//! ```no_run
+//! use netns_fixture::prelude::*;
+//!
+//! #[netns_test(topology = "pair", node = "ns-1")]
+//! fn ssh_is_rejected_by_the_rule_that_says_so(lab: &Lab) {
+//!     let server = lab.node("ns-2");
+//!     server.load_nftables_file("rulesets/server.nft").unwrap();
+//!     tcp_connect("10.0.0.20:22".parse().unwrap(), std::time::Duration::from_millis(300))
+//!         .assert_refused();
+//!     assert_eq!(server.ruleset().unwrap().rule_with_comment("no ssh").packets(), 1);
+//! }
+//! ```
+//!
+//! Errors from the tools come back as [`RulesError::Rejected`], with each
+//! problem's file, line, columns and the offending rule's text (see
+//! [`RuleProblem`]). These methods need the `nft` binary (package `nftables`),
+//! and `iptables` (package `iptables`, nf_tables backend) for the iptables ones;
+//! the rest of the library needs neither.
+
+mod error;
+mod listing;
+mod words;
+
+pub use error::{Rejection, RuleProblem, RulesError};
+pub use listing::{
+    Chain, Counter, Family, Hook, ListingError, Rule, RuleHit, RuleLookupError, Ruleset, Table,
+};
+
+use crate::Node;
+use error::Input;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+impl Node {
+    /// Loads an nftables ruleset given as text into this node, like
+    /// `nft -f FILE` on a real machine: the whole text applies or nothing does.
+    /// The text is what an nftables file holds (`table ... { }` blocks, `define`,
+    /// `flush ruleset`, `add rule ...` commands); without `flush ruleset` it adds to
+    /// what the node has (e.g. the topology's own firewall, table `netns_fixture`).
+    ///
+    /// Errors name the line and columns nft reported, with the rule's text.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// lab.node("server1").load_nftables(r#"
+    ///     table inet filter {
+    ///         chain input {
+    ///             type filter hook input priority filter; policy accept;
+    ///             tcp dport 8080 ip saddr != 10.0.0.0/24 counter drop comment "outsiders"
+    ///         }
+    ///     }
+    /// "#).unwrap();
+    /// ```
+    pub fn load_nftables(&self, ruleset: &str) -> Result<(), RulesError> {
+        let input = Input {
+            tool_name: "/dev/stdin",
+            file: None,
+            text: ruleset,
+        };
+        let output = run(self, "nft", &["-f", "-"], Some(ruleset))?;
+        check(self, "nft -f -", output, |stderr| {
+            error::nft_problems(stderr, &input)
+        })
+    }
+
+    /// Loads an nftables file into this node: runs `nft -f PATH` inside it, so
+    /// `include` statements resolve as they would on the machine. A relative path
+    /// is relative to the current directory (for `cargo test`, the crate's
+    /// directory: `concat!(env!("CARGO_MANIFEST_DIR"), "/rulesets/router.nft")`
+    /// works from anywhere).
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// let router = lab.node("router");
+    /// if let Err(e) = router.load_nftables_file("rulesets/router.nft") {
+    ///     panic!("{e}"); // file:line:column, message, the rule and a caret under it
+    /// }
+    /// ```
+    pub fn load_nftables_file(&self, path: impl AsRef<Path>) -> Result<(), RulesError> {
+        let path = path.as_ref();
+        let text = read(path)?;
+        let name = path.to_string_lossy();
+        let input = Input {
+            tool_name: &name,
+            file: Some(&name),
+            text: &text,
+        };
+        let output = run(self, "nft", &["-f", &name], None)?;
+        check(self, &format!("nft -f {name}"), output, |stderr| {
+            error::nft_problems(stderr, &input)
+        })
+    }
+
+    /// Loads IPv4 rules in `iptables-save` format into this node with
+    /// `iptables-restore` (nf_tables backend), as `iptables-restore < FILE` does:
+    /// each table in the text is replaced by what the text says, atomically.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// lab.node("router").iptables_restore("\
+    /// *filter
+    /// :INPUT DROP [0:0]
+    /// -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    /// -A INPUT -s 10.0.0.0/24 -p tcp --dport 22 -m comment --comment ssh -j ACCEPT
+    /// COMMIT
+    /// ").unwrap();
+    /// ```
+    pub fn iptables_restore(&self, rules: &str) -> Result<(), RulesError> {
+        self.restore("iptables-restore", rules, None)
+    }
+
+    /// Like [`Node::iptables_restore`], for IPv6 rules (`ip6tables-restore`).
+    pub fn ip6tables_restore(&self, rules: &str) -> Result<(), RulesError> {
+        self.restore("ip6tables-restore", rules, None)
+    }
+
+    /// Like [`Node::iptables_restore`], from a file (as `iptables-restore PATH`).
+    pub fn iptables_restore_file(&self, path: impl AsRef<Path>) -> Result<(), RulesError> {
+        let path = path.as_ref();
+        self.restore("iptables-restore", &read(path)?, Some(path))
+    }
+
+    /// Like [`Node::ip6tables_restore`], from a file (as `ip6tables-restore PATH`).
+    pub fn ip6tables_restore_file(&self, path: impl AsRef<Path>) -> Result<(), RulesError> {
+        let path = path.as_ref();
+        self.restore("ip6tables-restore", &read(path)?, Some(path))
+    }
+
+    /// Runs one `iptables` command in this node, e.g.
+    /// `&["-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "6000", "-j", "DNAT", "--to-destination", "192.168.0.2:8080"]`.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// lab.node("router").iptables(&["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]).unwrap();
+    /// ```
+    pub fn iptables(&self, args: &[&str]) -> Result<(), RulesError> {
+        self.command_line("iptables", args, None)
+    }
+
+    /// Runs one `ip6tables` command in this node.
+    pub fn ip6tables(&self, args: &[&str]) -> Result<(), RulesError> {
+        self.command_line("ip6tables", args, None)
+    }
+
+    /// Runs `iptables`/`ip6tables` commands as a write-up or a shell script has
+    /// them, one a line, in order: blank lines and `#` comments are skipped, a
+    /// leading `sudo` is ignored, quotes work as in a shell, a line ending in `\`
+    /// goes on. Stops at the first command that fails; the error gives its line.
+    /// A script without any command is an error too (pasted with `# ` prompts?).
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// lab.node("router").iptables_commands(r#"
+    ///     # write-up 003
+    ///     iptables -t nat -A PREROUTING -p tcp -i ens5 --dport 6002 -j DNAT --to-destination 192.168.0.2:8080
+    ///     iptables -A FORWARD -p tcp -d 192.168.0.2 --dport 8080 -m state --state NEW,ESTABLISHED,RELATED -j ACCEPT
+    /// "#).unwrap();
+    /// ```
+    pub fn iptables_commands(&self, script: &str) -> Result<(), RulesError> {
+        let mut commands = 0;
+        for (number, line) in logical_lines(script) {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let problem = |message: String| {
+                RulesError::Rejected(Rejection {
+                    node: self.name().to_string(),
+                    command: trimmed.to_string(),
+                    problems: vec![RuleProblem {
+                        file: None,
+                        line: Some(number),
+                        columns: None,
+                        rule: Some(trimmed.to_string()),
+                        message,
+                        note: None,
+                    }],
+                    stderr: String::new(),
+                })
+            };
+            let mut words = words::split(trimmed).map_err(problem)?;
+            if words.first().map(String::as_str) == Some("sudo") {
+                words.remove(0);
+            }
+            let program = words.first().cloned().unwrap_or_default();
+            let tool = program.rsplit('/').next().unwrap_or_default();
+            let tool = match tool {
+                "iptables" | "iptables-nft" => "iptables",
+                "ip6tables" | "ip6tables-nft" => "ip6tables",
+                _ => {
+                    return Err(problem(format!(
+                        "`{program}` is not an iptables or ip6tables command"
+                    )))
+                }
+            };
+            let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+            self.command_line(tool, &args, Some((number, trimmed)))?;
+            commands += 1;
+        }
+        if commands == 0 {
+            // E.g. commands pasted with their `# ` root prompts: all comments.
+            return Err(RulesError::Rejected(Rejection {
+                node: self.name().to_string(),
+                command: "iptables commands".into(),
+                problems: vec![RuleProblem {
+                    file: None,
+                    line: None,
+                    columns: None,
+                    rule: None,
+                    message: "no command to run: every line is blank or a `#` comment \
+                              (commands copied with a `# ` root prompt?)"
+                        .into(),
+                    note: None,
+                }],
+                stderr: String::new(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Reads this node's ruleset back (`nft -a list ruleset`): tables, chains,
+    /// rules with handles, counters and comments. Rules that iptables added also
+    /// carry their `iptables-save` form and `-m comment` comments.
+    ///
+    /// ```no_run
+    /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
+    /// let ruleset = lab.node("router").ruleset().unwrap();
+    /// let dnat = ruleset.rule_matching("dnat to 192.168.0.2:8080");
+    /// println!("{} packets went through {dnat}", dnat.packets());
+    /// ```
+    pub fn ruleset(&self) -> Result<Ruleset, RulesError> {
+        let command = "nft -a list ruleset";
+        let output = run(self, "nft", &["-a", "list", "ruleset"], None)?;
+        let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            return Err(RulesError::Rejected(Rejection {
+                node: self.name().to_string(),
+                command: command.into(),
+                problems: error::nft_problems(
+                    &stderr,
+                    &Input {
+                        tool_name: "",
+                        file: None,
+                        text: "",
+                    },
+                ),
+                stderr,
+            }));
+        }
+        let mut ruleset = Ruleset::parse(&listing).map_err(|e| RulesError::Listing {
+            node: self.name().to_string(),
+            line: e.line,
+            text: e.text,
+            why: e.why,
+        })?;
+        for (family, save) in [
+            (Family::Ip, "iptables-save"),
+            (Family::Ip6, "ip6tables-save"),
+        ] {
+            if !ruleset.has_iptables_tables(family) {
+                continue;
+            }
+            // Only an annotation: without iptables the nft listing is still whole.
+            if let Ok(output) = run(self, save, &["-c"], None) {
+                if output.status.success() {
+                    ruleset
+                        .annotate_with_iptables(family, &String::from_utf8_lossy(&output.stdout));
+                }
+            }
+        }
+        Ok(ruleset)
+    }
+
+    fn restore(&self, tool: &str, rules: &str, path: Option<&Path>) -> Result<(), RulesError> {
+        let name = path.map(|p| p.to_string_lossy().into_owned());
+        let input = Input {
+            tool_name: name.as_deref().unwrap_or("/dev/stdin"),
+            file: name.as_deref(),
+            text: rules,
+        };
+        let (output, command) = match &name {
+            Some(name) => (run(self, tool, &[name], None)?, format!("{tool} {name}")),
+            None => (run(self, tool, &[], Some(rules))?, tool.to_string()),
+        };
+        check(self, &command, output, |stderr| {
+            error::restore_problems(stderr, &input)
+        })
+    }
+
+    /// Runs `tool args`; `script_line` is the line of [`Node::iptables_commands`]
+    /// it came from.
+    fn command_line(
+        &self,
+        tool: &str,
+        args: &[&str],
+        script_line: Option<(usize, &str)>,
+    ) -> Result<(), RulesError> {
+        let words: Vec<String> = std::iter::once(tool)
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        let command = words::join(&words);
+        let output = run(self, tool, args, None)?;
+        check(self, &command, output, |stderr| {
+            let mut problem = error::command_problem(stderr, &command);
+            if let Some((number, line)) = script_line {
+                problem.line = Some(number);
+                problem.rule = Some(line.to_string());
+            }
+            vec![problem]
+        })
+    }
+}
+
+/// `script`'s lines with their numbers, a line ending in `\` joined with the next
+/// (numbered as the first).
+fn logical_lines(script: &str) -> Vec<(usize, String)> {
+    let mut lines = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (index, line) in script.lines().enumerate() {
+        let (number, mut text) = pending.take().unwrap_or((index + 1, String::new()));
+        match line.trim_end().strip_suffix('\\') {
+            Some(start) => {
+                text.push_str(start);
+                text.push(' ');
+                pending = Some((number, text));
+            }
+            None => {
+                text.push_str(line);
+                lines.push((number, text));
+            }
+        }
+    }
+    lines.extend(pending);
+    lines
+}
+
+fn read(path: &Path) -> Result<String, RulesError> {
+    std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Runs `program args` inside `node`, feeding it `stdin`.
+fn run(
+    node: &Node,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<Output, RulesError> {
+    let mut command = node.command(program);
+    command
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let tool_error = |source| RulesError::Tool {
+        node: node.name().to_string(),
+        command: std::iter::once(program)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" "),
+        source,
+    };
+    let mut child = command.spawn().map_err(tool_error)?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // Writing from another thread: a tool that answers before reading all of
+        // its input cannot block us.
+        let text = text.as_bytes().to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&text);
+        });
+    }
+    child.wait_with_output().map_err(tool_error)
+}
+
+/// `Ok` if the tool succeeded, else its problems as [`RulesError::Rejected`].
+fn check(
+    node: &Node,
+    command: &str,
+    output: Output,
+    problems: impl FnOnce(&str) -> Vec<RuleProblem>,
+) -> Result<(), RulesError> {
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    Err(RulesError::Rejected(Rejection {
+        node: node.name().to_string(),
+        command: command.to_string(),
+        problems: problems(&stderr),
+        stderr,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continued_lines_are_joined_and_keep_their_first_number() {
+        let script =
+            "iptables -A INPUT \\\n  -p tcp --dport 22 \\\n  -j ACCEPT\n\niptables -P INPUT DROP\n";
+        let lines = logical_lines(script);
+        assert_eq!(lines[0].0, 1);
+        assert_eq!(
+            words::split(&lines[0].1).unwrap(),
+            ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]
+        );
+        assert_eq!(lines[2], (5, "iptables -P INPUT DROP".to_string()));
+    }
+}
