@@ -8,7 +8,7 @@ use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
 
 pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut function: ItemFn = syn::parse2(item)?;
-    let options = Options::parse(args)?;
+    let mut options = Options::parse(args)?;
     check_signature(&function)?;
 
     let with_rstest = function
@@ -26,6 +26,13 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         ));
     }
     let lab_param = take_lab_param(&mut function)?;
+    options.resolve_parameters(function.sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Typed(typed) => match &*typed.pat {
+            Pat::Ident(p) => Some(&p.ident),
+            _ => None,
+        },
+        FnArg::Receiver(_) => None,
+    }));
     if !with_rstest {
         if let Some(extra) = function.sig.inputs.first() {
             return Err(syn::Error::new(

@@ -22,9 +22,18 @@ mod options;
 ///
 /// Options:
 /// - `topology = "NAME"`: a built-in (`pair`, `host_ns`, `lan`, `two_servers`),
-///   checked at compile time; or `topology = path::to_fn` for a
-///   `fn() -> Topology`.
-/// - `node = "NAME"`: where the body runs (checked at compile time for built-ins).
+///   checked at compile time.
+/// - `topology = "path/to/lab.toml"`: a topology file, relative to the crate's
+///   manifest directory (or to the source file), read and checked at compile time.
+/// - `topology = path::to_fn`: a `fn() -> Topology`, called when the test runs
+///   (but a parameter's name, such as an rstest `#[case] topology: Topology`,
+///   names that parameter).
+/// - `topology = EXPR`: any expression of type `Topology`, evaluated when the test
+///   runs, in the test function (so `#[rstest]` case parameters are in scope):
+///   `topology = servers(3)`, `topology = my_mod::lab()`, a block.
+/// - `node = "NAME"`: where the body runs. Checked at compile time for built-ins
+///   and files; for a function or expression, a node the topology lacks fails the
+///   test before the body runs.
 /// - `timeout = "500ms" | "10s" | "2m"`: fail the test if the body takes longer.
 /// - `flavor = "current_thread" | "multi_thread"`, `worker_threads = N`: the
 ///   runtime of an `async` body (default: current thread).

@@ -2,7 +2,7 @@
 
 use netns_fixture_topology::builtin;
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -16,8 +16,15 @@ pub enum TopologySource {
         path: std::path::PathBuf,
         topology: Box<netns_fixture_topology::Topology>,
     },
-    Function(syn::Path),
+    /// `topology = path::to_fn`: a `fn() -> Topology`, called at run time.
+    Function(syn::ExprPath),
+    /// Any other expression (`servers(3)`, `my_mod::lab()`, a block), evaluated at
+    /// run time in the test function; it must have the type `Topology`.
+    Expr(Box<Expr>),
 }
+
+/// The accepted forms of `topology = ...`, for error messages.
+const TOPOLOGY_FORMS: &str = "a built-in's name (`topology = \"pair\"`), a topology file (`topology = \"labs/office.toml\"`), a function returning `Topology` (`topology = my_lab`) or an expression of type `Topology` (`topology = servers(3)`)";
 
 pub enum Flavor {
     CurrentThread,
@@ -65,19 +72,7 @@ impl Options {
             match key.as_str() {
                 "topology" => {
                     once(topology.is_some())?;
-                    topology = Some(match &nv.value {
-                        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if s.value().ends_with(".toml") => {
-                            load_file(s)?
-                        }
-                        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => TopologySource::Builtin(s.clone()),
-                        Expr::Path(p) => TopologySource::Function(p.path.clone()),
-                        other => {
-                            return Err(syn::Error::new(
-                                other.span(),
-                                "`topology` takes a built-in's name (`topology = \"pair\"`) or a function returning `Topology` (`topology = my_lab`)",
-                            ))
-                        }
-                    });
+                    topology = Some(topology_source(&nv.value)?);
                 }
                 "node" => {
                     once(node.is_some())?;
@@ -115,7 +110,7 @@ impl Options {
             syn::Error::new(
                 Span::call_site(),
                 format!(
-                    "missing `topology = ...`: name a built-in ({}) or a function returning `Topology`",
+                    "missing `topology = ...`: give {TOPOLOGY_FORMS}; the built-ins are {}",
                     builtin::NAMES.join(", ")
                 ),
             )
@@ -155,10 +150,12 @@ impl Options {
         Ok(options)
     }
 
-    /// Built-ins and files are known here: mistakes in them are compile errors.
+    /// Built-ins and files are known here: mistakes in them are compile errors. A
+    /// function's or expression's topology exists only at run time, where a `node`
+    /// it lacks fails the test before the body runs.
     fn check_builtin(&self) -> syn::Result<()> {
         let (name, topology) = match &self.topology {
-            TopologySource::Function(_) => return Ok(()),
+            TopologySource::Function(_) | TopologySource::Expr(_) => return Ok(()),
             TopologySource::File { literal, topology, .. } => (literal, (**topology).clone()),
             TopologySource::Builtin(name) => match builtin::get(&name.value()) {
                 Some(topology) => (name, topology),
@@ -166,7 +163,7 @@ impl Options {
                     return Err(syn::Error::new(
                         name.span(),
                         format!(
-                            "unknown topology `{}`: the built-in topologies are {} (a topology file's name ends in `.toml`)",
+                            "unknown topology `{}`: the built-in topologies are {} (a topology file's name ends in `.toml`; a function or expression returning `Topology` is written without quotes: `topology = my_lab`)",
                             name.value(),
                             builtin::NAMES.join(", ")
                         ),
@@ -191,13 +188,36 @@ impl Options {
         Ok(())
     }
 
+    /// A bare path that is one of the test function's parameters (an rstest
+    /// `#[case] topology: Topology`) names that value, not a function.
+    pub fn resolve_parameters<'a>(&mut self, parameters: impl IntoIterator<Item = &'a syn::Ident>) {
+        if let TopologySource::Function(path) = &self.topology {
+            if let Some(ident) = path.path.get_ident() {
+                if path.qself.is_none() && parameters.into_iter().any(|p| p == ident) {
+                    self.topology = TopologySource::Expr(Box::new(Expr::Path(path.clone())));
+                }
+            }
+        }
+    }
+
     /// The expression that yields the `Topology` at run time.
     pub fn topology_expr(&self) -> TokenStream {
         match &self.topology {
             TopologySource::Builtin(name) => quote!(::netns_fixture::__private::builtin(#name)),
-            TopologySource::Function(path) => {
-                quote!(::netns_fixture::__private::from_function(#path))
-            }
+            // Spanned at the user's tokens: a path or expression of the wrong type is
+            // a type error pointing at it.
+            TopologySource::Function(path) => quote_spanned! {path.span()=>
+                {
+                    let __netns_fixture_topology: fn() -> ::netns_fixture::topology::Topology = #path;
+                    __netns_fixture_topology()
+                }
+            },
+            TopologySource::Expr(expr) => quote_spanned! {expr.span()=>
+                {
+                    let __netns_fixture_topology: ::netns_fixture::topology::Topology = #expr;
+                    __netns_fixture_topology
+                }
+            },
             TopologySource::File { path, topology, .. } => {
                 let path = path.to_string_lossy().into_owned();
                 let name = topology.name();
@@ -205,6 +225,27 @@ impl Options {
                 quote!(::netns_fixture::__private::from_toml(::core::include_str!(#path), #name))
             }
         }
+    }
+}
+
+/// What `topology = VALUE` names: a string is a built-in or a file (checked now); a
+/// bare path is a `fn() -> Topology`; any other expression is evaluated at run time.
+fn topology_source(value: &Expr) -> syn::Result<TopologySource> {
+    match value {
+        // A `$topology:expr` of a `macro_rules!` arrives in an invisible group.
+        Expr::Group(group) => topology_source(&group.expr),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if s.value().ends_with(".toml") => load_file(s),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(TopologySource::Builtin(s.clone())),
+        Expr::Lit(other) => Err(syn::Error::new(
+            other.span(),
+            format!("`topology` takes {TOPOLOGY_FORMS}"),
+        )),
+        Expr::Path(path) => Ok(TopologySource::Function(path.clone())),
+        other => Ok(TopologySource::Expr(Box::new(other.clone()))),
     }
 }
 

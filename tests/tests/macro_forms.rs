@@ -2,6 +2,7 @@
 //! `#[should_panic]`, `#[rstest]` cases, `#[serial]`, and where the body runs.
 
 use netns_fixture::prelude::*;
+use netns_fixture::topology::{EndpointSpec, Topology};
 use rstest::rstest;
 use serial_test::serial;
 
@@ -130,4 +131,154 @@ fn serial_one(lab: &Lab) {
 fn serial_two(lab: &Lab) {
     exclusive();
     assert_eq!(lab.name(), "pair");
+}
+
+/// `n` nodes `a`, `b`, `c`, ... on one switch: `a` holds the bridge `br0`
+/// (10.9.0.1/24) and every other node's `eth0` (10.9.0.2/24, 10.9.0.3/24, ...)
+/// is a port of it.
+fn servers(n: usize) -> Topology {
+    assert!((1..=26).contains(&n), "servers(n) names nodes a to z");
+    let names: Vec<String> = (0..n)
+        .map(|i| char::from(b'a' + i as u8).to_string())
+        .collect();
+    let mut builder = Topology::builder("servers").node("a", |a| a.bridge("br0", &["10.9.0.1/24"]));
+    for (i, name) in names.iter().enumerate().skip(1) {
+        builder = builder.node(name, |n| n).link(
+            (
+                name.as_str(),
+                "eth0",
+                format!("10.9.0.{}/24", i + 1).as_str(),
+            ),
+            EndpointSpec::new("a", &format!("port-{name}")).bridge("br0"),
+        );
+    }
+    builder.build().expect("servers(n) is valid")
+}
+
+fn addresses(lab: &Lab) -> Vec<(String, String)> {
+    lab.nodes()
+        .iter()
+        .map(|n| {
+            (
+                n.name().to_string(),
+                n.ipv4().map(|a| a.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn pair_of(lab: &Lab, a: &str, b: &str) {
+    lab.node(a)
+        .ping(b, &PingOptions::default().count(1))
+        .unwrap()
+        .assert_all_replied();
+}
+
+#[netns_test(topology = servers(3))]
+fn computed_topology(lab: &Lab) {
+    assert_eq!(lab.name(), "servers");
+    assert_eq!(
+        addresses(lab),
+        [("a", "10.9.0.1"), ("b", "10.9.0.2"), ("c", "10.9.0.3")]
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+    );
+    // The default node is the first one.
+    assert_eq!(current_inode(), lab.node("a").netns().inode());
+    pair_of(lab, "a", "b");
+    pair_of(lab, "b", "c");
+}
+
+#[netns_test(topology = servers(2), node = "b")]
+async fn computed_topology_async_in_a_named_node(lab: &Lab) -> Result<(), Error> {
+    assert_eq!(current_inode(), lab.node("b").netns().inode());
+    assert_eq!(
+        lab.node("b").interface("eth0")?.addresses[0].to_string(),
+        "10.9.0.2/24"
+    );
+    pair_of(lab, "b", "a");
+    Ok(())
+}
+
+mod labs {
+    pub fn lab() -> netns_fixture::topology::Topology {
+        super::servers(2)
+    }
+}
+
+#[netns_test(topology = labs::lab(), timeout = "30s")]
+fn computed_by_a_path_call(lab: &Lab) {
+    assert_eq!(lab.nodes().len(), 2);
+    pair_of(lab, "a", "b");
+}
+
+#[netns_test(topology = {
+    let n = 1 + 1;
+    servers(n)
+})]
+fn computed_by_a_block(lab: &Lab) {
+    assert_eq!(lab.nodes().len(), 2);
+}
+
+#[netns_test(topology = (|n: usize| servers(2 * n))(2))]
+#[allow(clippy::redundant_closure_call)]
+fn computed_by_a_closure_call(lab: &Lab) {
+    assert_eq!(lab.nodes().len(), 4);
+    pair_of(lab, "b", "d");
+}
+
+fn four_servers() -> Topology {
+    servers(4)
+}
+
+#[netns_test(topology = four_servers)]
+fn a_function_path_still_works(lab: &Lab) {
+    assert_eq!(lab.nodes().len(), 4);
+}
+
+// rstest's case parameters do not change the topology here: every case gets
+// `servers(3)`.
+#[netns_test(topology = servers(3))]
+#[rstest]
+#[case("b", "10.9.0.2")]
+#[case("c", "10.9.0.3")]
+fn computed_topology_with_rstest_cases(#[case] node: &str, #[case] address: &str, lab: &Lab) {
+    assert_eq!(lab.nodes().len(), 3);
+    assert_eq!(lab.node(node).ipv4().unwrap().to_string(), address);
+    pair_of(lab, "a", node);
+}
+
+// The expression is evaluated in the test function, where rstest's parameters
+// are: a case can size its own topology.
+#[netns_test(topology = servers(n))]
+#[rstest]
+#[case(2)]
+#[case(5)]
+fn rstest_case_sizes_the_topology(#[case] n: usize, lab: &Lab) {
+    assert_eq!(lab.nodes().len(), n);
+    let last = lab.nodes().last().unwrap().name().to_string();
+    assert_eq!(
+        lab.node(&last).ipv4().unwrap().to_string(),
+        format!("10.9.0.{n}")
+    );
+    pair_of(lab, "a", &last);
+}
+
+// A computed topology is known only at run time: a `node` it lacks fails the
+// test before the body runs.
+#[netns_test(topology = servers(2), node = "c")]
+#[should_panic(
+    expected = "netns-fixture: could not set up lab `servers`: lab `servers` has no node `c` (nodes are: a, b)"
+)]
+fn computed_topology_without_the_node() {
+    unreachable!("the body does not run");
+}
+
+// A case parameter's name is the case's value, not a function.
+#[netns_test(topology = topology)]
+#[rstest]
+#[case(servers(2), "b")]
+#[case(servers(3), "c")]
+fn rstest_case_gives_the_topology(#[case] topology: Topology, #[case] last: &str, lab: &Lab) {
+    assert_eq!(lab.nodes().last().unwrap().name(), last);
+    pair_of(lab, "a", last);
 }

@@ -12,4 +12,7 @@ fn flavor_on_a_sync_body() {}
 #[netns_test(topology = "pair", topology = "lan")]
 fn given_twice() {}
 
+#[netns_test(topology = 3)]
+fn number_as_topology() {}
+
 fn main() {}
