@@ -1,5 +1,6 @@
 //! Describing a topology in Rust, and checking it before anything is created.
 
+use crate::pool::Pools;
 use crate::spec::{BridgeSpec, EndpointSpec, LinkSpec, NodeSpec, RouteSpec, Topology};
 use crate::{Firewall, IpNet};
 use std::collections::HashMap;
@@ -89,6 +90,29 @@ pub enum TopologyError {
         /// Its second place.
         second: String,
     },
+    /// An address pool has no free subnet left for a segment that needs one
+    /// (see [`TopologyBuilder::ipv4_pool`]).
+    PoolExhausted {
+        /// The pool, as given.
+        pool: IpNet,
+        /// The size of subnet the segment needed (`/30`, `/24`, `/64`).
+        prefix: u8,
+        /// The segment that needed it: `link 3 (a/eth0 <-> b/eth0)` or
+        /// ``bridge `br0` of node `r` ``.
+        segment: String,
+        /// How many subnets the pool had handed out before.
+        handed_out: usize,
+    },
+    /// A segment that already has an address of a pooled family is numbered from
+    /// that address's subnet, and the subnet has no free address left.
+    SubnetFull {
+        /// The explicit address whose subnet is full.
+        subnet: IpNet,
+        /// The interface left without an address (`node/interface`).
+        interface: String,
+        /// The segment: `link 3 (a/eth0 <-> b/eth0)` or ``bridge `br0` of node `r` ``.
+        segment: String,
+    },
 }
 
 impl fmt::Display for TopologyError {
@@ -145,6 +169,24 @@ impl fmt::Display for TopologyError {
                 f,
                 "duplicate address {address}: on {first} and again on {second}"
             ),
+            TopologyError::PoolExhausted {
+                pool,
+                prefix,
+                segment,
+                handed_out,
+            } => write!(
+                f,
+                "address pool {pool} is exhausted: no free /{prefix} left for {segment} ({handed_out} subnet{} handed out; subnets overlapping explicit addresses are skipped)",
+                if *handed_out == 1 { "" } else { "s" }
+            ),
+            TopologyError::SubnetFull {
+                subnet,
+                interface,
+                segment,
+            } => write!(
+                f,
+                "no free address left in {subnet} for {interface}: {segment} has addresses there already, so its other interfaces are numbered from that subnet instead of the pool"
+            ),
         }
     }
 }
@@ -169,6 +211,8 @@ pub struct TopologyBuilder {
     nodes: Vec<NodeBuilder>,
     links: Vec<LinkSpec>,
     default_node: Option<String>,
+    ipv4_pool: Option<String>,
+    ipv6_pool: Option<String>,
 }
 
 impl TopologyBuilder {
@@ -179,6 +223,8 @@ impl TopologyBuilder {
             nodes: Vec::new(),
             links: Vec::new(),
             default_node: None,
+            ipv4_pool: None,
+            ipv6_pool: None,
         }
     }
 
@@ -219,8 +265,77 @@ impl TopologyBuilder {
         self
     }
 
+    /// Numbers every interface that has no IPv4 address from `pool`
+    /// (`"10.99.0.0/16"`), when the topology is built.
+    ///
+    /// The lab is cut into segments: a veth link between two addressed ends, or a
+    /// bridge with every end attached to its ports. Segments take subnets in
+    /// the order of the first link that touches them (bridges no link touches
+    /// last): a /30 for a point-to-point link, a /24 for a bridged segment (more if
+    /// over 253 interfaces need an address), in increasing order, skipping
+    /// every subnet that overlaps the network of an explicit address anywhere in
+    /// the topology. In a subnet, bridges come first (`.1`: the bridge is the
+    /// gateway), then the link ends in link order (`a` before `b`). A segment
+    /// that already has an IPv4 address is completed from that address's subnet
+    /// instead. Bridge ports never get an address. A pool without room is a
+    /// [`TopologyError::PoolExhausted`] naming it.
+    ///
+    /// ```
+    /// use netns_fixture_topology::{EndpointSpec, Topology};
+    /// let t = Topology::builder("pooled")
+    ///     .ipv4_pool("10.99.0.0/16")
+    ///     .node("router", |n| n.forwarding().bridge("br0", &[]))
+    ///     .node("pc", |n| n.default_route("10.99.1.1"))
+    ///     .node("isp", |n| n)
+    ///     .link(("router", "wan"), ("isp", "eth0"))
+    ///     .link(("pc", "eth0"), EndpointSpec::new("router", "pc-port").bridge("br0"))
+    ///     .build()
+    ///     .unwrap();
+    /// let first = |node: &str, interface: &str| {
+    ///     let ifaces = t.interfaces_of(node);
+    ///     let (_, nets) = ifaces.iter().find(|(i, _)| *i == interface).unwrap();
+    ///     nets[0].to_string()
+    /// };
+    /// assert_eq!(first("router", "wan"), "10.99.0.1/30");
+    /// assert_eq!(first("isp", "eth0"), "10.99.0.2/30");
+    /// assert_eq!(first("router", "br0"), "10.99.1.1/24");
+    /// assert_eq!(first("pc", "eth0"), "10.99.1.2/24");
+    /// ```
+    pub fn ipv4_pool(mut self, pool: &str) -> Self {
+        self.ipv4_pool = Some(pool.into());
+        self
+    }
+
+    /// Numbers every interface that has no IPv6 address from `pool`
+    /// (`"fd00:99::/48"`), when the topology is built: one /64 per segment,
+    /// by the rules of [`TopologyBuilder::ipv4_pool`].
+    ///
+    /// ```
+    /// use netns_fixture_topology::Topology;
+    /// let t = Topology::builder("pooled")
+    ///     .ipv6_pool("fd00:99::/48")
+    ///     .node("a", |n| n)
+    ///     .node("b", |n| n)
+    ///     .link(("a", "eth0", "10.0.0.1/24"), ("b", "eth0", "10.0.0.2/24"))
+    ///     .link(("a", "eth1"), ("b", "eth1"))
+    ///     .build()
+    ///     .unwrap();
+    /// let b: Vec<String> = t.interfaces_of("b").iter()
+    ///     .map(|(i, nets)| format!("{i} {}", nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" ")))
+    ///     .collect();
+    /// assert_eq!(b, ["eth0 10.0.0.2/24 fd00:99::2/64", "eth1 fd00:99:0:1::2/64"]);
+    /// ```
+    pub fn ipv6_pool(mut self, pool: &str) -> Self {
+        self.ipv6_pool = Some(pool.into());
+        self
+    }
+
     /// Checks the description and returns the topology, or the first problem found.
     pub fn build(self) -> Result<Topology, TopologyError> {
+        let pools = Pools {
+            ipv4: parse_pool(self.ipv4_pool.as_deref(), true)?,
+            ipv6: parse_pool(self.ipv6_pool.as_deref(), false)?,
+        };
         let mut nodes = Vec::with_capacity(self.nodes.len());
         for node in self.nodes {
             if let Some((context, value, why)) = node.errors.into_iter().next() {
@@ -243,15 +358,39 @@ impl TopologyBuilder {
                     })?
             }
         };
-        let topology = Topology {
+        let mut topology = Topology {
             name: self.name,
             nodes,
             links: self.links,
             default_node,
         };
         validate(&topology)?;
+        if !pools.is_empty() {
+            crate::pool::assign(&mut topology, &pools)?;
+            validate(&topology)?;
+        }
         Ok(topology)
     }
+}
+
+/// The pool of one family, checked.
+fn parse_pool(pool: Option<&str>, v4: bool) -> Result<Option<IpNet>, TopologyError> {
+    let Some(text) = pool else {
+        return Ok(None);
+    };
+    let bad = |why: String| TopologyError::BadAddress {
+        context: format!("the IPv{} pool", if v4 { 4 } else { 6 }),
+        value: text.into(),
+        why,
+    };
+    let net: IpNet = text.parse().map_err(bad)?;
+    if net.addr.is_ipv4() != v4 {
+        return Err(bad(format!(
+            "it is an IPv{} network",
+            if v4 { 6 } else { 4 }
+        )));
+    }
+    Ok(Some(net))
 }
 
 /// Describes one node; handed to the closure of [`TopologyBuilder::node`].

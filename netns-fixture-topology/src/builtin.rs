@@ -160,8 +160,8 @@ pub fn lan() -> Result<Topology, crate::TopologyError> {
 /// Router rules, as nftables equivalents of the write-up's iptables commands:
 /// FORWARD policy drop (both families); accept ens5<->veth0 and ens5<->veth2 (both
 /// families); accept new, established and related TCP to 192.168.x.2:8080 and
-/// [fd00:192:168:x::2]:8080; DNAT tcp 6000 and 6001 arriving on ens5, to
-/// 192.168.x.2:8080 in `ip` and to [fd00:192:168:x::2]:8080 in `ip6`; masquerade
+/// `[fd00:192:168:x::2]:8080`; DNAT tcp 6000 and 6001 arriving on ens5, to
+/// 192.168.x.2:8080 in `ip` and to `[fd00:192:168:x::2]:8080` in `ip6`; masquerade
 /// 192.168.0.0/24, 192.168.1.0/24, fd00:192:168::/64 and fd00:192:168:1::/64
 /// leaving on ens5. The servers have default routes via the router (IPv4 and
 /// IPv6); the client has none, as in the write-up.

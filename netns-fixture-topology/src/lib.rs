@@ -25,6 +25,7 @@ mod builder;
 pub mod builtin;
 mod firewall;
 mod net;
+mod pool;
 mod spec;
 mod toml_file;
 

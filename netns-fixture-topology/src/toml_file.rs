@@ -18,6 +18,20 @@
 //! b = { node = "router", interface = "pc1-port", bridge = "br0" }
 //! ```
 //!
+//! `default_route` takes one gateway or an array of them, one per family
+//! (`default_route = ["10.1.0.1", "fd00:1::1"]`).
+//!
+//! Interfaces without an address can be numbered automatically from address
+//! pools (the rules are those of `TopologyBuilder::ipv4_pool`: a /30 or /64 per
+//! link, a /24 or /64 per bridge with the bridge at `.1`, in declaration order,
+//! never overlapping an explicit address):
+//!
+//! ```toml
+//! [pools]
+//! ipv4 = "10.99.0.0/16"
+//! ipv6 = "fd00:99::/48"
+//! ```
+//!
 //! Firewall tables: `forward_policy = "accept" | "drop"`; `forward = [{ in_interface,
 //! out_interface, source, destination, protocol = "tcp" | "udp", destination_port,
 //! ct_states = ["new", "established", "related"], verdict = "accept" | "drop" }]`;
@@ -169,6 +183,11 @@ impl Spans {
                 let prefix = format!("{address}/");
                 Box::new(move |v| v.starts_with(&prefix))
             }
+            TopologyError::PoolExhausted { pool: net, .. }
+            | TopologyError::SubnetFull { subnet: net, .. } => {
+                let net = *net;
+                Box::new(move |v| v.parse::<IpNet>() == Ok(net))
+            }
             TopologyError::NoNodes { .. } => return None,
         };
         self.values
@@ -188,6 +207,46 @@ struct File {
     nodes: Vec<NodeToml>,
     #[serde(default)]
     links: Vec<LinkToml>,
+    pools: Option<PoolsToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolsToml {
+    ipv4: Option<Spanned<String>>,
+    ipv6: Option<Spanned<String>>,
+}
+
+/// `default_route = "10.1.0.1"` or `default_route = ["10.1.0.1", "fd00:1::1"]`.
+enum Gateways {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for Gateways {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Gateways;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a gateway address or an array of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Gateways, E> {
+                Ok(Gateways::One(v.into()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Gateways, A::Error> {
+                let mut all = Vec::new();
+                while let Some(gateway) = seq.next_element()? {
+                    all.push(gateway);
+                }
+                Ok(Gateways::Many(all))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -196,7 +255,7 @@ struct NodeToml {
     name: Spanned<String>,
     #[serde(default)]
     forwarding: bool,
-    default_route: Option<Spanned<String>>,
+    default_route: Option<Spanned<Gateways>>,
     #[serde(default)]
     routes: Vec<RouteToml>,
     #[serde(default)]
@@ -369,6 +428,14 @@ impl File {
         if let Some(default) = &self.default_node {
             builder = builder.default_node(&spans.note(default));
         }
+        if let Some(pools) = &self.pools {
+            if let Some(pool) = &pools.ipv4 {
+                builder = builder.ipv4_pool(&spans.note(pool));
+            }
+            if let Some(pool) = &pools.ipv6 {
+                builder = builder.ipv6_pool(&spans.note(pool));
+            }
+        }
         builder.build().map_err(Problem::Topology)
     }
 }
@@ -383,8 +450,17 @@ impl NodeToml {
             let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
             node = node.bridge(&spans.note(&bridge.name), &addresses);
         }
-        if let Some(gateway) = &self.default_route {
-            node = node.default_route(&spans.note(gateway));
+        match self.default_route.as_ref().map(|g| (g.get_ref(), g.span())) {
+            Some((Gateways::One(gateway), span)) => {
+                let gateway = Spanned::new(span, gateway.clone());
+                node = node.default_route(&spans.note(&gateway));
+            }
+            Some((Gateways::Many(gateways), _)) => {
+                for gateway in gateways {
+                    node = node.default_route(&spans.note(gateway));
+                }
+            }
+            None => {}
         }
         for route in &self.routes {
             node = node.route(&spans.note(&route.to), &spans.note(&route.via));
@@ -520,6 +596,170 @@ mod tests {
         assert_eq!(
             error("[[nodes]]\nname = \"r\"\nfirewall = { masquerade = [{ out_interface = \"!wan\" }] }\n"),
             "line 3, column 46: a firewall rule on node `r` names interface `wan`, which the node does not have (it has: lo)"
+        );
+    }
+
+    #[test]
+    fn default_route_takes_one_gateway_or_an_array() {
+        let text = "[[nodes]]\nname = \"one\"\ndefault_route = \"10.1.0.1\"\n\
+                    [[nodes]]\nname = \"both\"\ndefault_route = [\"10.1.0.1\", \"fd00:1::1\"]\n";
+        let t = Topology::from_toml(text, "t").unwrap();
+        let routes = |node: &str| -> Vec<String> {
+            t.node(node)
+                .unwrap()
+                .routes
+                .iter()
+                .map(|r| format!("{} via {}", r.destination, r.gateway))
+                .collect()
+        };
+        assert_eq!(routes("one"), ["0.0.0.0/0 via 10.1.0.1"]);
+        assert_eq!(
+            routes("both"),
+            ["0.0.0.0/0 via 10.1.0.1", "::/0 via fd00:1::1"]
+        );
+        let builder = Topology::builder("t")
+            .node("one", |n| n.default_route("10.1.0.1"))
+            .node("both", |n| {
+                n.default_route("10.1.0.1").default_route("fd00:1::1")
+            })
+            .build()
+            .unwrap();
+        assert_eq!(t, builder);
+
+        assert_eq!(
+            error("[[nodes]]\nname = \"a\"\ndefault_route = [\"10.1.0.1\", \"fd00::1::1\"]\n"),
+            "line 3, column 30: bad address `fd00::1::1` for a route gateway of node `a`: `fd00::1::1` is not an IP address"
+        );
+        assert_eq!(
+            error("[[nodes]]\nname = \"a\"\ndefault_route = \"10.1.0.300\"\n"),
+            "line 3, column 17: bad address `10.1.0.300` for a route gateway of node `a`: `10.1.0.300` is not an IP address"
+        );
+        assert_eq!(
+            error("[[nodes]]\nname = \"a\"\ndefault_route = 5\n"),
+            "line 3, column 17: invalid type: integer `5`, expected a gateway address or an array of them"
+        );
+        assert_eq!(
+            error("[[nodes]]\nname = \"a\"\ndefault_route = [\"10.1.0.1\", 5]\n"),
+            "line 3, column 30: invalid type: integer `5`, expected a string"
+        );
+    }
+
+    /// The builder's `pool::tests::campus()` lab, in TOML.
+    const POOLED: &str = r#"
+[pools]
+ipv4 = "10.99.0.0/16"
+ipv6 = "fd00:99::/48"
+
+[[nodes]]
+name = "r"
+forwarding = true
+bridges = [{ name = "br0" }]
+
+[[nodes]]
+name = "h1"
+default_route = ["10.99.1.1", "fd00:99:0:1::1"]
+
+[[nodes]]
+name = "up"
+
+[[links]]
+a = { node = "r", interface = "wan" }
+b = { node = "up", interface = "eth0" }
+
+[[links]]
+a = { node = "h1", interface = "eth0" }
+b = { node = "r", interface = "h1-port", bridge = "br0" }
+"#;
+
+    #[test]
+    fn pools_in_a_file_equal_pools_in_the_builder() {
+        let from_file = Topology::from_toml(POOLED, "pooled").unwrap();
+        let built = Topology::builder("pooled")
+            .ipv4_pool("10.99.0.0/16")
+            .ipv6_pool("fd00:99::/48")
+            .node("r", |n| n.forwarding().bridge("br0", &[]))
+            .node("h1", |n| {
+                n.default_route("10.99.1.1").default_route("fd00:99:0:1::1")
+            })
+            .node("up", |n| n)
+            .link(("r", "wan"), ("up", "eth0"))
+            .link(
+                ("h1", "eth0"),
+                EndpointSpec::new("r", "h1-port").bridge("br0"),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(from_file, built);
+        let h1: Vec<String> = from_file.interfaces_of("h1")[0]
+            .1
+            .iter()
+            .map(IpNet::to_string)
+            .collect();
+        assert_eq!(h1, ["10.99.1.2/24", "fd00:99:0:1::2/64"]);
+    }
+
+    /// With a pool, the `lan` built-in needs only its gateway's and uplink's
+    /// addresses: the hosts on the bridge are numbered from the bridge's subnets.
+    #[test]
+    fn a_pool_completes_subnets_written_by_hand() {
+        let text = r#"
+pools = { ipv4 = "10.255.0.0/16", ipv6 = "fd00:255::/48" }
+
+[[nodes]]
+name = "ns1"
+default_route = ["192.168.0.1", "fd00:192:168::1"]
+
+[[nodes]]
+name = "ns2"
+default_route = ["192.168.0.1", "fd00:192:168::1"]
+
+[[nodes]]
+name = "host"
+forwarding = true
+bridges = [{ name = "br0", addresses = ["192.168.0.1/24", "fd00:192:168::1/64"] }]
+firewall = { masquerade = [
+    { source = "192.168.0.0/24", out_interface = "!br0" },
+    { source = "fd00:192:168::/64", out_interface = "!br0" },
+] }
+
+[[nodes]]
+name = "internet"
+
+[[links]]
+a = { node = "ns1", interface = "veth1" }
+b = { node = "host", interface = "veth1-br", bridge = "br0" }
+
+[[links]]
+a = { node = "ns2", interface = "veth2" }
+b = { node = "host", interface = "veth2-br", bridge = "br0" }
+
+[[links]]
+a = { node = "host", interface = "eth0", addresses = ["198.51.100.1/24", "fd00:198:51:100::1/64"] }
+b = { node = "internet", interface = "eth0", addresses = ["198.51.100.2/24", "fd00:198:51:100::2/64"] }
+"#;
+        assert_eq!(
+            Topology::from_toml(text, "lan").unwrap(),
+            builtin::get("lan").unwrap()
+        );
+    }
+
+    #[test]
+    fn pool_errors_point_at_the_pool() {
+        assert_eq!(
+            error("[pools]\nipv4 = \"fd00::/48\"\n[[nodes]]\nname = \"a\"\n"),
+            "line 2, column 8: bad address `fd00::/48` for the IPv4 pool: it is an IPv6 network"
+        );
+        assert_eq!(
+            error("[pools]\nipv4 = \"10.0.0.0/8\"\nipv5 = \"10.0.0.0/8\"\n"),
+            "line 3, column 1: unknown field `ipv5`, expected `ipv4` or `ipv6`"
+        );
+        assert_eq!(
+            error(&format!("[pools]\nipv6 = \"fd00::/64\"\n{TWO}[[links]]\na = {{ node = \"a\", interface = \"e0\" }}\nb = {{ node = \"b\", interface = \"e0\" }}\n[[links]]\na = {{ node = \"a\", interface = \"e1\" }}\nb = {{ node = \"b\", interface = \"e1\" }}\n")),
+            "line 2, column 8: address pool fd00::/64 is exhausted: no free /64 left for link 2 (a/e1 <-> b/e1) (1 subnet handed out; subnets overlapping explicit addresses are skipped)"
+        );
+        assert_eq!(
+            error(&format!("[pools]\nipv4 = \"10.0.0.0/8\"\n{TWO}[[links]]\na = {{ node = \"a\", interface = \"e0\", addresses = [\"10.1.0.1/32\"] }}\nb = {{ node = \"b\", interface = \"e0\" }}\n")),
+            "line 8, column 50: no free address left in 10.1.0.1/32 for b/e0: link 1 (a/e0 <-> b/e0) has addresses there already, so its other interfaces are numbered from that subnet instead of the pool"
         );
     }
 }
