@@ -355,7 +355,8 @@ fn run(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Result<Output, RulesError> {
-    let mut command = node.command(program);
+    let backend = nf_tables_backend(program);
+    let mut command = node.command(backend.unwrap_or(program));
     command
         .args(args)
         .env("LC_ALL", "C")
@@ -383,7 +384,29 @@ fn run(
             let _ = pipe.write_all(&text);
         });
     }
-    child.wait_with_output().map_err(tool_error)
+    let mut output = child.wait_with_output().map_err(tool_error)?;
+    if let Some(backend) = backend {
+        // The tool names itself as it was called: show the name the user wrote.
+        let stderr = String::from_utf8_lossy(&output.stderr).replace(backend, program);
+        output.stderr = stderr.into_bytes();
+    }
+    Ok(output)
+}
+
+/// The nf_tables build of an iptables tool. The plain name may be the legacy
+/// backend (Debian's `update-alternatives --set iptables /usr/sbin/iptables-legacy`),
+/// whose rules `nft list ruleset` does not see, so [`Node::ruleset`] could not
+/// read them back.
+fn nf_tables_backend(program: &str) -> Option<&'static str> {
+    Some(match program {
+        "iptables" => "iptables-nft",
+        "ip6tables" => "ip6tables-nft",
+        "iptables-restore" => "iptables-nft-restore",
+        "ip6tables-restore" => "ip6tables-nft-restore",
+        "iptables-save" => "iptables-nft-save",
+        "ip6tables-save" => "ip6tables-nft-save",
+        _ => return None,
+    })
 }
 
 /// `Ok` if the tool succeeded, else its problems as [`RulesError::Rejected`].

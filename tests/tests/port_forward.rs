@@ -315,3 +315,18 @@ fn commands_pasted_with_their_prompts_are_not_silently_ignored(lab: &Lab) {
         .unwrap_err();
     assert!(err.to_string().contains("no command to run"), "{err}");
 }
+
+#[netns_test(topology = "two_servers")]
+fn two_bodies_for_one_server_are_a_clear_error(lab: &Lab) {
+    let error = PortForwardCheck::new("client")
+        .forward(Forward::tcp("10.0.0.233:6000", "server1", 8080).body("one\n"))
+        .forward(Forward::tcp("10.0.0.233:6001", "server1", 8080).body("two\n"))
+        .run(lab)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "port forwards from client: two forwards to server1:8080 expect different bodies \
+         (\"one\\n\" and \"two\\n\"): one server cannot serve both"
+    );
+}

@@ -229,7 +229,23 @@ impl PortForwardCheck {
         for forward in &self.forwards {
             let key = (forward.server.clone(), forward.port);
             match forward.protocol {
-                Protocol::Tcp if !http.contains_key(&key) => {
+                Protocol::Tcp if http.contains_key(&key) => {
+                    let served = bodies.iter().find(|(_, k)| **k == key).map(|(b, _)| b);
+                    if forward.body.is_some() && served != Some(&forward.server_body()) {
+                        return Err(Error::Check {
+                            check: format!("port forwards from {}", self.client),
+                            why: format!(
+                                "two forwards to {}:{} expect different bodies ({:?} and {:?}): \
+                                 one server cannot serve both",
+                                key.0,
+                                key.1,
+                                served.map(String::as_str).unwrap_or_default(),
+                                forward.server_body()
+                            ),
+                        });
+                    }
+                }
+                Protocol::Tcp => {
                     let body = forward.server_body();
                     let server = lab
                         .try_node(&forward.server)?
@@ -506,7 +522,11 @@ impl ForwardResult {
             (ExpectedSource::Address(expected), Some(ip)) => expected == ip,
             (_, None) => false,
         };
-        right_server && right_source
+        let right_body = match &self.forward.body {
+            Some(expected) => self.body.as_ref() == Some(expected),
+            None => true,
+        };
+        right_server && right_source && right_body
     }
 
     fn got(&self) -> String {

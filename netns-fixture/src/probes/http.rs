@@ -410,13 +410,16 @@ fn handle(
             body,
         });
     let (status, content_type, body) = respond(content, &path);
-    let mut stream = stream;
-    write!(
-        stream,
+    // One write: `write!` on the socket would send every piece of the header as
+    // a segment of its own (and a capture would show them all).
+    let mut response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
-    )?;
-    stream.write_all(&body)?;
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    let mut stream = stream;
+    stream.write_all(&response)?;
     stream.flush()
 }
 
