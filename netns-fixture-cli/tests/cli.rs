@@ -16,23 +16,7 @@ fn netns_lab() -> Command {
 
 /// Runs it to completion, killing it after a minute.
 fn output(command: &mut Command) -> Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let (done, wait) = std::sync::mpsc::channel();
-    let watchdog = std::thread::spawn(move || {
-        if wait.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: killing the child we started, by its pid.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let output = child.wait_with_output().unwrap();
-    let _ = done.send(());
-    watchdog.join().unwrap();
-    output
+    tests::output_within(command, Duration::from_secs(60))
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -1,8 +1,39 @@
 //! Helpers for the integration tests: what the machine's own network namespace
-//! looks like, and who still holds a namespace.
+//! looks like, who still holds a namespace, and running a child test or program
+//! with a deadline.
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// Runs `command` to completion with its output captured, killing it (SIGKILL)
+/// if it runs longer than `limit`: a hung child fails its test instead of
+/// hanging the suite.
+///
+/// ```no_run
+/// let out = tests::output_within(&mut std::process::Command::new("true"), std::time::Duration::from_secs(5));
+/// assert!(out.status.success());
+/// ```
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+    let pid = child.id() as i32;
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if wait.recv_timeout(limit).is_err() {
+            // SAFETY: killing the child we started, by its pid (not yet reaped:
+            // `done` is sent only after `wait_with_output` returned).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let output = child.wait_with_output().expect("waiting for the child");
+    let _ = done.send(());
+    watchdog.join().expect("the watchdog thread");
+    output
+}
 
 /// The facts about the machine's own network namespace that a lab must never change.
 #[derive(Debug, Clone, PartialEq, Eq)]
