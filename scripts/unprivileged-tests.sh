@@ -3,7 +3,9 @@
 # `netns-ci`, created if missing when run as root): every #[netns_test] there
 # re-runs itself in a user namespace. Covers labs of every built-in, ping, HTTP,
 # reachability, captures, spawned programs, names, shaping, the macro forms
-# (async, rstest, serial, should_panic, Result), with --test-threads=1 and filters.
+# (async, rstest, serial, should_panic, Result), with --test-threads=1 and filters,
+# rules loaded with nft and iptables, the regression matrix and port-forward
+# checks, topology files, pools and dual stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 user="${1:-netns-ci}"
@@ -41,3 +43,8 @@ run macro_forms --exact runs_in_the_named_node
 run host_ns --skip background_processes_die_with_the_lab
 run names
 run links
+run firewall
+run port_forward
+run multi_router
+run pools
+run dual_stack

@@ -28,7 +28,7 @@ fn programs_in_nodes_see_the_labs_hosts_file(lab: &Lab) {
     assert_eq!(first.first(), Some(&"10.0.0.20"), "{answer}");
     assert_eq!(first.last(), Some(&"ns-2"), "{answer}");
 
-    let _server = lab
+    let server = lab
         .node("ns-2")
         .serve_http(8080, Content::text("by name\n"))
         .unwrap();
@@ -51,6 +51,19 @@ fn programs_in_nodes_see_the_labs_hosts_file(lab: &Lab) {
             .text(),
         "by name\n"
     );
+    // `ns-2` has an IPv4 and an IPv6 address: curl follows getaddrinfo and its
+    // own happy eyeballs (IPv6 here), in-process HTTP tries IPv4 first.
+    let peers: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.peer.ip().to_canonical().to_string())
+        .collect();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    assert!(
+        ["10.0.0.10", "fd00:10::10"].contains(&peers[0].as_str()),
+        "{peers:?}"
+    );
+    assert_eq!(peers[1], "10.0.0.10");
 
     assert_eq!(
         std::fs::read_to_string("/etc/hosts").unwrap(),

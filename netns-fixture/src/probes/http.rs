@@ -67,6 +67,8 @@ impl HttpRequest {
         self
     }
     /// Resolves host `name` to `address` for this request (like curl's `--resolve`).
+    /// Several addresses for one name are tried in the order given (the first
+    /// family first, the other after a short delay, as happy eyeballs does).
     pub fn resolve(mut self, name: &str, address: IpAddr) -> Self {
         self.resolve.push((name.into(), address));
         self
@@ -94,8 +96,8 @@ impl HttpRequest {
         let mut client = reqwest::blocking::Client::builder()
             .no_proxy()
             .timeout(self.timeout);
-        for (name, address) in &self.resolve {
-            client = client.resolve(name, SocketAddr::new(*address, 0));
+        for (name, addresses) in self.resolved() {
+            client = client.resolve_to_addrs(name, &addresses);
         }
         let client = client.build().map_err(|e| self.error(e))?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
@@ -116,12 +118,26 @@ impl HttpRequest {
         })
     }
 
+    /// The `resolve` overrides, each name once with all its addresses in order:
+    /// reqwest keeps only the last override of a name.
+    fn resolved(&self) -> Vec<(&str, Vec<SocketAddr>)> {
+        let mut names: Vec<(&str, Vec<SocketAddr>)> = Vec::new();
+        for (name, address) in &self.resolve {
+            let address = SocketAddr::new(*address, 0);
+            match names.iter_mut().find(|(n, _)| n == name) {
+                Some((_, addresses)) => addresses.push(address),
+                None => names.push((name, vec![address])),
+            }
+        }
+        names
+    }
+
     /// Sends the request from an async context; sockets belong to the namespace of
     /// the runtime thread that opens them (inside a `#[netns_test]` async body: the node).
     pub async fn send_async(&self) -> Result<HttpResponse, HttpError> {
         let mut client = reqwest::Client::builder().no_proxy().timeout(self.timeout);
-        for (name, address) in &self.resolve {
-            client = client.resolve(name, SocketAddr::new(*address, 0));
+        for (name, addresses) in self.resolved() {
+            client = client.resolve_to_addrs(name, &addresses);
         }
         let client = client.build().map_err(|e| self.error(e))?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
