@@ -46,6 +46,7 @@ use crate::{
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use toml::Spanned;
 
@@ -145,6 +146,12 @@ enum Problem {
 #[derive(Default)]
 struct Spans {
     values: Vec<(String, Range<usize>)>,
+    /// Interfaces by (node, name): where links and bridges create them.
+    interfaces: Vec<(String, String, Range<usize>)>,
+    /// Interfaces by (node, name, without the `!`): where firewall rules name them.
+    firewall_interfaces: Vec<(String, String, Range<usize>)>,
+    /// Bridges by (node, name): where link ends are made their ports.
+    bridge_ports: Vec<(String, String, Range<usize>)>,
 }
 
 impl Spans {
@@ -153,9 +160,46 @@ impl Spans {
         value.get_ref().clone()
     }
 
-    /// The place the error is about: the last place its value was written (for a
+    /// Notes where `node` gets the interface `value`.
+    fn note_interface(&mut self, node: &str, value: &Spanned<String>) -> String {
+        self.interfaces
+            .push((node.into(), value.get_ref().clone(), value.span()));
+        self.note(value)
+    }
+
+    /// Notes where a firewall rule of `node` names the interface `value`
+    /// (`"!br0"` names `br0`), and returns the name without the `!`.
+    fn note_firewall_interface(&mut self, node: &str, value: &Spanned<String>) -> String {
+        let text = value.get_ref();
+        let name = text.strip_prefix('!').unwrap_or(text);
+        self.firewall_interfaces
+            .push((node.into(), name.into(), value.span()));
+        name.into()
+    }
+
+    /// The place the error is about. An error about an interface or bridge of a
+    /// node is looked up by (node, name): the same name may belong to another
+    /// node. Otherwise it is the last place its value was written (for a
     /// duplicate, that is the second one).
     fn find(&self, e: &TopologyError) -> Option<Range<usize>> {
+        let keyed = match e {
+            TopologyError::UnknownInterface {
+                node, interface, ..
+            } => first(&self.firewall_interfaces, node, interface),
+            TopologyError::InterfaceNameTooLong { node, interface } => {
+                first(&self.interfaces, node, interface)
+            }
+            TopologyError::DuplicateInterface { node, interface } => {
+                last(&self.interfaces, node, interface)
+            }
+            TopologyError::UnknownBridge { node, bridge } => {
+                first(&self.bridge_ports, node, bridge)
+            }
+            _ => None,
+        };
+        if keyed.is_some() {
+            return keyed;
+        }
         let wanted: Box<dyn Fn(&str) -> bool> = match e {
             TopologyError::DuplicateNode { node } | TopologyError::UnknownNode { node, .. } => {
                 let node = node.clone();
@@ -165,7 +209,7 @@ impl Spans {
             | TopologyError::DuplicateInterface { interface, .. }
             | TopologyError::UnknownInterface { interface, .. } => {
                 let interface = interface.clone();
-                Box::new(move |v| v == interface || v.strip_prefix('!') == Some(&interface))
+                Box::new(move |v| v == interface)
             }
             TopologyError::UnknownBridge { bridge, .. } => {
                 let bridge = bridge.clone();
@@ -196,6 +240,23 @@ impl Spans {
             .find(|(v, _)| wanted(v))
             .map(|(_, s)| s.clone())
     }
+}
+
+type ByNode = [(String, String, Range<usize>)];
+
+/// The first place `node`'s `name` was noted in `list`.
+fn first(list: &ByNode, node: &str, name: &str) -> Option<Range<usize>> {
+    list.iter()
+        .find(|(n, v, _)| n == node && v == name)
+        .map(|(_, _, s)| s.clone())
+}
+
+/// The last place `node`'s `name` was noted in `list`.
+fn last(list: &ByNode, node: &str, name: &str) -> Option<Range<usize>> {
+    list.iter()
+        .rev()
+        .find(|(n, v, _)| n == node && v == name)
+        .map(|(_, _, s)| s.clone())
 }
 
 #[derive(Deserialize)]
@@ -381,42 +442,71 @@ impl From<ProtocolToml> for Protocol {
     }
 }
 
-fn parse<T: std::str::FromStr>(value: &Spanned<String>, what: &str) -> Result<T, Problem>
-where
-    T::Err: fmt::Display,
-{
-    value.get_ref().parse().map_err(|e: T::Err| {
-        Problem::At(
-            format!("bad {what} `{}`: {e}", value.get_ref()),
-            value.span(),
-        )
-    })
-}
-
-fn interface_match(spans: &mut Spans, value: &Spanned<String>) -> InterfaceMatch {
-    let text = spans.note(value);
-    match text.strip_prefix('!') {
-        Some(name) => InterfaceMatch::IsNot(name.into()),
-        None => InterfaceMatch::Is(text),
+fn interface_match(spans: &mut Spans, node: &str, value: &Spanned<String>) -> InterfaceMatch {
+    let name = spans.note_firewall_interface(node, value);
+    if value.get_ref().starts_with('!') {
+        InterfaceMatch::IsNot(name)
+    } else {
+        InterfaceMatch::Is(name)
     }
 }
 
+/// For each node, an address the file gives it (IPv4 first), to suggest in an
+/// error; `None` for a node whose addresses all come from a pool.
+type NodeAddresses = BTreeMap<String, Option<IpAddr>>;
+
 impl File {
+    fn node_addresses(&self) -> NodeAddresses {
+        let mut all: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        for node in &self.nodes {
+            let addresses = node.bridges.iter().flat_map(|b| &b.addresses);
+            all.entry(node.name.get_ref().clone()).or_default().extend(
+                addresses
+                    .filter_map(|a| a.get_ref().parse::<IpNet>().ok())
+                    .map(|n| n.addr),
+            );
+        }
+        for end in self.links.iter().flat_map(|l| [&l.a, &l.b]) {
+            if let Some(addresses) = all.get_mut(end.node.get_ref()) {
+                let parsed = end.addresses.iter();
+                addresses.extend(
+                    parsed
+                        .filter_map(|a| a.get_ref().parse::<IpNet>().ok())
+                        .map(|n| n.addr),
+                );
+            }
+        }
+        all.into_iter()
+            .map(|(node, addresses)| {
+                let v4 = addresses.iter().find(|a| a.is_ipv4());
+                (node, v4.or(addresses.first()).copied())
+            })
+            .collect()
+    }
+
     fn into_topology(self, name: &str, spans: &mut Spans) -> Result<Topology, Problem> {
+        let addresses = self.node_addresses();
         let mut builder = Topology::builder(self.name.as_deref().unwrap_or(name));
         for node in self.nodes {
             let node_name = spans.note(&node.name);
-            builder = builder.push_node(node.configure(NodeBuilder::new(&node_name), spans)?);
+            let configured = node.configure(NodeBuilder::new(&node_name), spans, &addresses)?;
+            builder = builder.push_node(configured);
         }
         for link in self.links {
             let mut ends = Vec::with_capacity(2);
             for end in [link.a, link.b] {
+                let node = spans.note(&end.node);
                 let mut spec =
-                    EndpointSpec::new(&spans.note(&end.node), &spans.note(&end.interface));
+                    EndpointSpec::new(&node, &spans.note_interface(&node, &end.interface));
                 for address in &end.addresses {
                     spec = spec.address(&spans.note(address));
                 }
                 if let Some(bridge) = &end.bridge {
+                    spans.bridge_ports.push((
+                        node.clone(),
+                        bridge.get_ref().clone(),
+                        bridge.span(),
+                    ));
                     spec = spec.bridge(&spans.note(bridge));
                 }
                 ends.push(spec);
@@ -441,14 +531,20 @@ impl File {
 }
 
 impl NodeToml {
-    fn configure(&self, mut node: NodeBuilder, spans: &mut Spans) -> Result<NodeBuilder, Problem> {
+    fn configure(
+        &self,
+        mut node: NodeBuilder,
+        spans: &mut Spans,
+        addresses: &NodeAddresses,
+    ) -> Result<NodeBuilder, Problem> {
+        let name = self.name.get_ref();
         if self.forwarding {
             node = node.forwarding();
         }
         for bridge in &self.bridges {
             let addresses: Vec<String> = bridge.addresses.iter().map(|a| spans.note(a)).collect();
             let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
-            node = node.bridge(&spans.note(&bridge.name), &addresses);
+            node = node.bridge(&spans.note_interface(name, &bridge.name), &addresses);
         }
         match self.default_route.as_ref().map(|g| (g.get_ref(), g.span())) {
             Some((Gateways::One(gateway), span)) => {
@@ -469,16 +565,22 @@ impl NodeToml {
             node = node.sysctl(key, value);
         }
         if let Some(firewall) = &self.firewall {
-            node = node.firewall(firewall.to_firewall(spans)?);
+            node = node.firewall(firewall.to_firewall(name, spans, addresses)?);
         }
         Ok(node)
     }
 }
 
 impl FirewallToml {
-    fn to_firewall(&self, spans: &mut Spans) -> Result<Firewall, Problem> {
+    fn to_firewall(
+        &self,
+        node: &str,
+        spans: &mut Spans,
+        addresses: &NodeAddresses,
+    ) -> Result<Firewall, Problem> {
         let mut firewall = Firewall::default().forward_policy(self.forward_policy.into());
-        for rule in &self.forward {
+        for (i, rule) in self.forward.iter().enumerate() {
+            let place = format!("node `{node}`, forward rule {}", i + 1);
             let mut r = ForwardRule {
                 verdict: rule.verdict.into(),
                 protocol: rule.protocol.map(Into::into),
@@ -488,13 +590,21 @@ impl FirewallToml {
             r.in_interface = rule
                 .in_interface
                 .as_ref()
-                .map(|i| interface_match(spans, i));
+                .map(|i| interface_match(spans, node, i));
             r.out_interface = rule
                 .out_interface
                 .as_ref()
-                .map(|i| interface_match(spans, i));
-            r.source = rule.source.as_ref().map(parse_net).transpose()?;
-            r.destination = rule.destination.as_ref().map(parse_net).transpose()?;
+                .map(|i| interface_match(spans, node, i));
+            r.source = rule
+                .source
+                .as_ref()
+                .map(|s| parse_net(s, &place, "source network"))
+                .transpose()?;
+            r.destination = rule
+                .destination
+                .as_ref()
+                .map(|d| parse_net(d, &place, "destination network"))
+                .transpose()?;
             r.ct_states = rule.ct_states.as_ref().map(|states| {
                 let mut ct = CtStates::default();
                 for state in states {
@@ -509,40 +619,126 @@ impl FirewallToml {
             firewall = firewall.forward(r);
         }
         for forward in &self.port_forwards {
-            let mut f = PortForward::new(
-                forward.protocol.into(),
-                forward.port,
-                parse(&forward.to, "port-forward target")?,
-            );
+            let to = port_forward_target(forward.to.get_ref(), addresses)
+                .map_err(|message| Problem::At(message, forward.to.span()))?;
+            let mut f = PortForward::new(forward.protocol.into(), forward.port, to);
             if let Some(interface) = &forward.in_interface {
-                f = f.in_interface(&spans.note(interface));
+                f = f.in_interface(&spans.note_firewall_interface(node, interface));
             }
             firewall = firewall.port_forward(f);
         }
-        for masquerade in &self.masquerade {
+        for (i, masquerade) in self.masquerade.iter().enumerate() {
+            let place = format!("node `{node}`, masquerade {}", i + 1);
             let mut m = match &masquerade.source {
-                Some(source) => Masquerade::from_network(parse_net(source)?),
+                Some(source) => Masquerade::from_network(parse_net(source, &place, "network")?),
                 None => Masquerade::all(),
             };
             m.out_interface = masquerade
                 .out_interface
                 .as_ref()
-                .map(|i| interface_match(spans, i));
+                .map(|i| interface_match(spans, node, i));
             firewall = firewall.masquerade(m);
         }
         Ok(firewall)
     }
 }
 
-/// A network or a single address (`10.0.0.2` means `10.0.0.2/32`).
-fn parse_net(value: &Spanned<String>) -> Result<IpNet, Problem> {
+/// A network or a single address (`10.0.0.2` means `10.0.0.2/32`), for the rule
+/// at `place` (``node `r`, masquerade 1``); `what` is the field (`source network`).
+fn parse_net(value: &Spanned<String>, place: &str, what: &str) -> Result<IpNet, Problem> {
     let text = value.get_ref();
-    if text.contains('/') {
-        return parse(value, "network");
+    let net = if text.contains('/') {
+        text.parse()
+    } else {
+        text.parse::<IpAddr>()
+            .map(|addr| IpNet {
+                addr,
+                prefix: if addr.is_ipv4() { 32 } else { 128 },
+            })
+            .map_err(|_| format!("`{text}` is not an IP address or network"))
+    };
+    net.map_err(|why| Problem::At(format!("{place}: bad {what} `{text}`: {why}"), value.span()))
+}
+
+/// What a port-forward target should look like.
+const TARGET_FORM: &str = "ADDRESS:PORT, e.g. `192.168.0.2:8080` or `[fd00::2]:8080`";
+
+/// A port-forward target, `192.168.0.2:8080` or `[fd00::2]:8080`, or an error
+/// that says what is wrong with it (a node name is not an address).
+fn port_forward_target(text: &str, addresses: &NodeAddresses) -> Result<SocketAddr, String> {
+    let why = match text.parse() {
+        Ok(target) => return Ok(target),
+        Err(_) => target_problem(text, addresses),
+    };
+    Err(format!("bad port-forward target `{text}`: {why}"))
+}
+
+fn target_problem(text: &str, addresses: &NodeAddresses) -> String {
+    let example = |addr: IpAddr, port: u16| SocketAddr::new(addr, port).to_string();
+    match text.parse::<IpAddr>() {
+        Ok(addr @ IpAddr::V4(_)) => {
+            return format!(
+                "needs ADDRESS:PORT, e.g. `{}` or `[fd00::2]:8080`",
+                example(addr, 8080)
+            )
+        }
+        Ok(addr @ IpAddr::V6(_)) => {
+            return format!(
+                "needs ADDRESS:PORT, with an IPv6 address in brackets, e.g. `{}`",
+                example(addr, 8080)
+            )
+        }
+        Err(_) => {}
     }
-    let addr: std::net::IpAddr = parse(value, "address")?;
-    let prefix = if addr.is_ipv4() { 32 } else { 128 };
-    Ok(IpNet { addr, prefix })
+    // Split into host and port: `[v6]:port`, `host:port` or a lone `host`.
+    let (host, port, bracketed) = match text.strip_prefix('[').and_then(|t| t.split_once(']')) {
+        Some((host, rest)) => match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port), true),
+            None if rest.is_empty() => (host, None, true),
+            None => return format!("needs {TARGET_FORM}"),
+        },
+        None => match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port), false),
+            None => (text, None, false),
+        },
+    };
+    if host.is_empty() {
+        return format!("needs {TARGET_FORM}");
+    }
+    let number = port.and_then(|p| p.parse::<u16>().ok());
+    if let Ok(addr) = host.parse::<IpAddr>() {
+        return match (port, number) {
+            (None, _) | (Some(""), _) => format!(
+                "the port is missing: needs ADDRESS:PORT, e.g. `{}`",
+                example(addr, 8080)
+            ),
+            (Some(port), None) => format!(
+                "`{port}` is not a port number (0 to 65535): needs ADDRESS:PORT, e.g. `{}`",
+                example(addr, 8080)
+            ),
+            (Some(_), Some(number)) if addr.is_ipv6() && !bracketed => format!(
+                "needs ADDRESS:PORT, with an IPv6 address in brackets, e.g. `{}`",
+                example(addr, number)
+            ),
+            _ if addr.is_ipv4() && bracketed => format!(
+                "only an IPv6 address goes in brackets, e.g. `{}`",
+                example(addr, number.unwrap_or(8080))
+            ),
+            _ => format!("needs {TARGET_FORM}"),
+        };
+    }
+    match addresses.get(host) {
+        Some(Some(addr)) => format!(
+            "`{host}` is a node, and node names are not accepted here: it needs one of the node's addresses, e.g. `{}`",
+            example(*addr, number.unwrap_or(8080))
+        ),
+        Some(None) => format!(
+            "`{host}` is a node, and node names are not accepted here: it needs one of the node's addresses, as {TARGET_FORM}"
+        ),
+        None => format!(
+            "`{host}` is not an IP address (host and node names are not accepted here): needs {TARGET_FORM}"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -591,11 +787,183 @@ mod tests {
         );
         assert_eq!(
             error("[[nodes]]\nname = \"r\"\nfirewall = { port_forwards = [{ protocol = \"tcp\", port = 1, to = \"10.0.0.1\" }] }\n"),
-            "line 3, column 66: bad port-forward target `10.0.0.1`: invalid socket address syntax"
+            "line 3, column 66: bad port-forward target `10.0.0.1`: needs ADDRESS:PORT, e.g. `10.0.0.1:8080` or `[fd00::2]:8080`"
         );
         assert_eq!(
             error("[[nodes]]\nname = \"r\"\nfirewall = { masquerade = [{ out_interface = \"!wan\" }] }\n"),
             "line 3, column 46: a firewall rule on node `r` names interface `wan`, which the node does not have (it has: lo)"
+        );
+    }
+
+    /// The error's message, with its line and the text its span covers.
+    fn blame(text: &str) -> (usize, &str, String) {
+        let e = Topology::from_toml(text, "t").unwrap_err();
+        let span = e.span.clone().expect("a span");
+        (e.location.expect("a location").0, &text[span], e.message)
+    }
+
+    /// A router `r` with a firewall table `firewall` (inline TOML) on line 3,
+    /// linked to `pc` by `r/lan0` and `pc/eth1` (line 7).
+    fn router_with(firewall: &str) -> String {
+        format!(
+            "[[nodes]]\nname = \"r\"\nfirewall = {firewall}\n\
+             [[nodes]]\nname = \"pc\"\n\
+             [[links]]\n\
+             a = {{ node = \"pc\", interface = \"eth1\", addresses = [\"10.1.0.2/24\"] }}\n\
+             b = {{ node = \"r\", interface = \"lan0\", addresses = [\"10.1.0.1/24\"] }}\n"
+        )
+    }
+
+    #[test]
+    fn a_firewall_error_points_at_the_rule_not_at_another_nodes_interface() {
+        let unknown = "a firewall rule on node `r` names interface `eth1`, which the node does not have (it has: lo, lan0)";
+        // `eth1` is pc's (line 7); the error is about r's rule on line 3.
+        assert_eq!(
+            blame(&router_with(
+                "{ forward = [{ in_interface = \"eth1\", out_interface = \"lan0\" }] }"
+            )),
+            (3, "\"eth1\"", unknown.into())
+        );
+        assert_eq!(
+            blame(&router_with(
+                "{ masquerade = [{ out_interface = \"!lan0\" }, { out_interface = \"!eth1\" }] }"
+            )),
+            (3, "\"!eth1\"", unknown.into())
+        );
+        assert_eq!(
+            blame(&router_with(
+                "{ port_forwards = [{ protocol = \"tcp\", port = 1, to = \"10.1.0.2:2\", in_interface = \"eth1\" }] }"
+            )),
+            (3, "\"eth1\"", unknown.into())
+        );
+        // Two rules name it: the error is about the first.
+        let text = router_with(
+            "{ forward = [{ out_interface = \"eth1\" }], masquerade = [{ out_interface = \"eth1\" }] }",
+        );
+        let e = Topology::from_toml(&text, "t").unwrap_err();
+        assert_eq!(e.span.unwrap().start, text.find("\"eth1\"").unwrap());
+        // The repro of tests/ui/labs/firewall_interface_of_another_node.toml.
+        let text = include_str!("../../tests/ui/labs/firewall_interface_of_another_node.toml");
+        let (line, at, message) = blame(text);
+        assert_eq!(text.lines().nth(line - 1), Some("in_interface = \"eth1\""));
+        assert_eq!(at, "\"eth1\"");
+        assert_eq!(message, "a firewall rule on node `router` names interface `eth1`, which the node does not have (it has: lo, lan0)");
+    }
+
+    #[test]
+    fn interface_and_bridge_errors_point_at_their_node() {
+        let link = |a: &str, b: &str| {
+            format!("[[links]]\na = {{ node = \"a\", interface = \"{a}\" }}\nb = {{ node = \"b\", interface = \"{b}\" }}\n")
+        };
+        // a has e0 on lines 6 and 9; b's e0 on line 13 is fine.
+        let text = format!(
+            "{TWO}{}{}{}",
+            link("e0", "e1"),
+            link("e0", "e2"),
+            link("e3", "e0")
+        );
+        assert_eq!(
+            blame(&text),
+            (
+                9,
+                "\"e0\"",
+                "node `a` has two interfaces called `e0`".into()
+            )
+        );
+        // A firewall rule of b naming a's too-long name does not take the blame.
+        let text = format!(
+            "[[nodes]]\nname = \"a\"\n[[nodes]]\nname = \"b\"\n\
+             firewall = {{ masquerade = [{{ out_interface = \"interface-too-long\" }}] }}\n{}",
+            link("interface-too-long", "e0")
+        );
+        assert_eq!(blame(&text).0, 7, "the link line, not the rule on line 5");
+        // b has no bridge br0 (line 7); a's port of br0 on line 10 is fine.
+        let text = "[[nodes]]\nname = \"a\"\nbridges = [{ name = \"br0\" }]\n[[nodes]]\nname = \"b\"\n\
+                    [[links]]\na = { node = \"b\", interface = \"p0\", bridge = \"br0\" }\nb = { node = \"a\", interface = \"e0\" }\n\
+                    [[links]]\na = { node = \"a\", interface = \"p1\", bridge = \"br0\" }\nb = { node = \"b\", interface = \"e1\" }\n";
+        assert_eq!(
+            blame(text),
+            (
+                7,
+                "\"br0\"",
+                "node `b` has no bridge `br0` to attach a port to".into()
+            )
+        );
+    }
+
+    /// The error for a port forward of `r` to `to`; `server` has addresses,
+    /// `pooled` has none in the file.
+    fn target_error(to: &str) -> (usize, String, String) {
+        let text = format!(
+            "[[nodes]]\nname = \"r\"\nfirewall = {{ port_forwards = [{{ protocol = \"tcp\", port = 1, to = \"{to}\" }}] }}\n\
+             [[nodes]]\nname = \"server\"\n[[nodes]]\nname = \"pooled\"\n\
+             [[links]]\n\
+             a = {{ node = \"r\", interface = \"veth0\", addresses = [\"fd00::1/64\", \"192.168.0.1/24\"] }}\n\
+             b = {{ node = \"server\", interface = \"veth1\", addresses = [\"fd00::2/64\", \"192.168.0.2/24\"] }}\n"
+        );
+        let (line, at, message) = blame(&text);
+        (line, at.to_string(), message)
+    }
+
+    #[test]
+    fn a_port_forward_target_needs_an_address_and_a_port() {
+        for (to, message) in [
+            ("192.168.0.2", "needs ADDRESS:PORT, e.g. `192.168.0.2:8080` or `[fd00::2]:8080`"),
+            ("fd00::2", "needs ADDRESS:PORT, with an IPv6 address in brackets, e.g. `[fd00::2]:8080`"),
+            ("fd00::2:http", "`http` is not a port number (0 to 65535): needs ADDRESS:PORT, e.g. `[fd00::2]:8080`"),
+            ("[fd00::2]", "the port is missing: needs ADDRESS:PORT, e.g. `[fd00::2]:8080`"),
+            ("[fd00::2]8080", "needs ADDRESS:PORT, e.g. `192.168.0.2:8080` or `[fd00::2]:8080`"),
+            ("192.168.0.2:", "the port is missing: needs ADDRESS:PORT, e.g. `192.168.0.2:8080`"),
+            ("192.168.0.2:http", "`http` is not a port number (0 to 65535): needs ADDRESS:PORT, e.g. `192.168.0.2:8080`"),
+            ("192.168.0.2:65536", "`65536` is not a port number (0 to 65535): needs ADDRESS:PORT, e.g. `192.168.0.2:8080`"),
+            ("[192.168.0.2]:80", "only an IPv6 address goes in brackets, e.g. `192.168.0.2:80`"),
+            ("server:8080", "`server` is a node, and node names are not accepted here: it needs one of the node's addresses, e.g. `192.168.0.2:8080`"),
+            ("server", "`server` is a node, and node names are not accepted here: it needs one of the node's addresses, e.g. `192.168.0.2:8080`"),
+            ("pooled:80", "`pooled` is a node, and node names are not accepted here: it needs one of the node's addresses, as ADDRESS:PORT, e.g. `192.168.0.2:8080` or `[fd00::2]:8080`"),
+            ("example.com:80", "`example.com` is not an IP address (host and node names are not accepted here): needs ADDRESS:PORT, e.g. `192.168.0.2:8080` or `[fd00::2]:8080`"),
+            ("", "needs ADDRESS:PORT, e.g. `192.168.0.2:8080` or `[fd00::2]:8080`"),
+        ] {
+            assert_eq!(
+                target_error(to),
+                (
+                    3,
+                    format!("\"{to}\""),
+                    format!("bad port-forward target `{to}`: {message}")
+                ),
+            );
+        }
+        // A node's IPv6 address is suggested when the file gives it no IPv4 one.
+        let text = "[[nodes]]\nname = \"r\"\nfirewall = { port_forwards = [{ protocol = \"udp\", port = 1, to = \"s:53\" }] }\n\
+                    [[nodes]]\nname = \"s\"\n[[links]]\n\
+                    a = { node = \"r\", interface = \"e0\", addresses = [\"fd00::1/64\"] }\n\
+                    b = { node = \"s\", interface = \"e0\", addresses = [\"fd00::2/64\"] }\n";
+        assert_eq!(
+            error(text),
+            "line 3, column 66: bad port-forward target `s:53`: `s` is a node, and node names are not accepted here: it needs one of the node's addresses, e.g. `[fd00::2]:53`"
+        );
+    }
+
+    #[test]
+    fn a_bad_network_names_the_node_and_the_rule() {
+        assert_eq!(
+            blame(&router_with(
+                "{ masquerade = [{ source = \"10.1.0.0/24\" }, { source = \"10.1.0.0/33\", out_interface = \"lan0\" }] }"
+            )),
+            (3, "\"10.1.0.0/33\"", "node `r`, masquerade 2: bad network `10.1.0.0/33`: prefix length /33 is too long for 10.1.0.0 (at most /32)".into())
+        );
+        assert_eq!(
+            blame(&router_with("{ masquerade = [{ source = \"10.1.0.300\" }] }")),
+            (3, "\"10.1.0.300\"", "node `r`, masquerade 1: bad network `10.1.0.300`: `10.1.0.300` is not an IP address or network".into())
+        );
+        assert_eq!(
+            blame(&router_with(
+                "{ forward = [{ in_interface = \"lan0\" }, { source = \"10.1.0.2\", destination = \"fd00::/129\" }] }"
+            )),
+            (3, "\"fd00::/129\"", "node `r`, forward rule 2: bad destination network `fd00::/129`: prefix length /129 is too long for fd00:: (at most /128)".into())
+        );
+        assert_eq!(
+            blame(&router_with("{ forward = [{ source = \"10.1.0.0/x\" }] }")),
+            (3, "\"10.1.0.0/x\"", "node `r`, forward rule 1: bad source network `10.1.0.0/x`: `/x` in `10.1.0.0/x` is not a prefix length".into())
         );
     }
 

@@ -18,6 +18,9 @@ fn unknown_node_of_a_file() {}
 #[netns_test(topology = "labs/firewall_unknown_interface.toml")]
 fn firewall_names_an_interface_the_node_lacks() {}
 
+#[netns_test(topology = "labs/firewall_interface_of_another_node.toml")]
+fn firewall_names_an_interface_of_another_node() {}
+
 #[netns_test(topology = "labs/bad_prefix.toml")]
 fn prefix_too_long() {}
 
