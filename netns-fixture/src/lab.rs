@@ -7,7 +7,9 @@ use crate::probes::http::{Content, HttpError, HttpRequest, HttpResponse, HttpSer
 use crate::probes::ping::{self, PingOptions, PingReport};
 use crate::probes::reach::{self, Reach};
 use crate::process::{enter_on_exec, Process, Spawner};
-use crate::readiness::{close_in_background, wait_for_delivery, Prober};
+use crate::readiness::{
+    close_in_background, wait_for_delivery, Ipv6Interface, Ipv6Readiness, Prober,
+};
 use crate::{sysctl, Error};
 use netns_fixture_topology::{IpNet, NodeSpec, Topology};
 use std::collections::HashMap;
@@ -87,6 +89,7 @@ pub struct Node {
     spawner: Arc<Spawner>,
     firewall: Option<netns_fixture_topology::Firewall>,
     names: Arc<Names>,
+    captures: crate::capture::Registry,
 }
 
 /// An interface of a node, as the topology made it.
@@ -136,6 +139,13 @@ impl Lab {
 
     /// Builds `topology`: namespaces, links, addresses, routes, sysctls and
     /// firewall rules. On error nothing is left behind.
+    ///
+    /// It returns once the lab is usable: every link carries frames, and where
+    /// the topology has IPv6 addresses the kernel has finished setting them up
+    /// (link-local addresses are not tentative, solicited-node groups are
+    /// joined), so a test's first packet is not lost. Nodes with IPv6 addresses
+    /// have duplicate address detection off (`net.ipv6.conf.{all,default}.accept_dad=0`);
+    /// a node's own sysctls may turn it back on, and then building waits for it.
     ///
     /// ```no_run
     /// use netns_fixture::{topology::Topology, Lab};
@@ -540,7 +550,14 @@ impl Node {
         interface: &str,
         filter: impl Into<crate::capture::Filter>,
     ) -> Result<crate::capture::Capture, crate::capture::CaptureError> {
-        crate::capture::Capture::start(self.netns.as_fd(), interface, filter)
+        let mut capture = crate::capture::Capture::start(self.netns.as_fd(), interface, filter)?;
+        self.captures.register(&mut capture);
+        Ok(capture)
+    }
+
+    /// The captures started with [`Node::capture`], for failure reports.
+    pub(crate) fn captures(&self) -> &crate::capture::Registry {
+        &self.captures
     }
 
     /// Starts an HTTP server in this node on `port` (all addresses), serving `content`.
@@ -596,6 +613,8 @@ struct Builder<'t> {
     nodes: Vec<Node>,
     netfilters: Vec<Option<Netfilter>>,
     probers: Vec<Prober>,
+    /// Per node, the IPv6 check if the node has IPv6 addresses.
+    ipv6: Vec<Option<Ipv6Readiness>>,
     next_index: Vec<u32>,
     spawner: Arc<Spawner>,
 }
@@ -607,6 +626,7 @@ impl<'t> Builder<'t> {
             nodes: Vec::with_capacity(topology.nodes().len()),
             netfilters: Vec::with_capacity(topology.nodes().len()),
             probers: Vec::with_capacity(topology.nodes().len()),
+            ipv6: Vec::with_capacity(topology.nodes().len()),
             // Index 1 is `lo` in every fresh namespace.
             next_index: vec![2; topology.nodes().len()],
             spawner: Arc::new(Spawner::new()),
@@ -703,6 +723,7 @@ impl<'t> Builder<'t> {
             }
         }
         self.prove_links()?;
+        self.wait_for_ipv6()?;
         close_in_background((
             std::mem::take(&mut self.probers),
             std::mem::take(&mut self.netfilters),
@@ -753,6 +774,54 @@ impl<'t> Builder<'t> {
         Ok(())
     }
 
+    /// Waits until the kernel has finished setting up IPv6 on every interface
+    /// with IPv6 addresses (see [`crate::readiness`]); labs without IPv6
+    /// addresses skip this.
+    fn wait_for_ipv6(&mut self) -> Result<(), Error> {
+        let deadline = Instant::now() + IPV6_TIMEOUT;
+        for (node, check) in self.nodes.iter().zip(&mut self.ipv6) {
+            let Some(check) = check else { continue };
+            let interfaces: Vec<Ipv6Interface<'_>> = node
+                .interfaces
+                .iter()
+                .map(|i| Ipv6Interface {
+                    name: &i.name,
+                    index: i.index,
+                    addresses: i
+                        .addresses
+                        .iter()
+                        .filter_map(|a| match a.addr {
+                            IpAddr::V6(v6) => Some(v6),
+                            IpAddr::V4(_) => None,
+                        })
+                        .collect(),
+                })
+                .filter(|i| !i.addresses.is_empty())
+                .collect();
+            let step = || format!("waiting {IPV6_TIMEOUT:?} for IPv6 to be set up");
+            // Usually ready at the first look; otherwise mostly within a millisecond
+            // (longer when other work holds the kernel's rtnl lock).
+            let mut pause = Duration::from_micros(50);
+            loop {
+                let missing = check
+                    .missing(&node.route_socket(), &interfaces)
+                    .map_err(|e| node.setup_error(step(), e))?;
+                if missing.is_empty() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let what = format!("still missing: {}", missing.join("; "));
+                    return Err(
+                        node.setup_error(step(), io::Error::new(io::ErrorKind::TimedOut, what))
+                    );
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+        }
+        Ok(())
+    }
+
     fn take_index(&mut self, node: usize) -> u32 {
         let index = self.next_index[node];
         self.next_index[node] += 1;
@@ -774,7 +843,8 @@ impl<'t> Builder<'t> {
             let prober =
                 Prober::open().map_err(self.error(&spec.name, "opening a packet socket"))?;
             self.probers.push(prober);
-            for (key, value) in node_sysctls(spec) {
+            let ipv6 = has_ipv6(self.topology, spec);
+            for (key, value) in node_sysctls(spec, ipv6) {
                 let step = format!("setting sysctl {key}={value}");
                 sysctl::write(&key, &value)
                     .or_else(|e| match key.as_str() {
@@ -784,6 +854,14 @@ impl<'t> Builder<'t> {
                     })
                     .map_err(self.error(&spec.name, step))?;
             }
+            let check = match ipv6 {
+                true => Some(
+                    Ipv6Readiness::open()
+                        .map_err(self.error(&spec.name, "opening /proc/net/igmp6"))?,
+                ),
+                false => None,
+            };
+            self.ipv6.push(check);
             let netfilter = match spec.firewall {
                 Some(_) => Some(
                     Netfilter::open()
@@ -801,6 +879,7 @@ impl<'t> Builder<'t> {
                 spawner: Arc::clone(&self.spawner),
                 firewall: spec.firewall.clone(),
                 names: Arc::default(),
+                captures: Default::default(),
             });
         }
         Ok(())
@@ -855,6 +934,34 @@ impl<'t> Builder<'t> {
 
 const PING_GROUP_RANGE: &str = "net/ipv4/ping_group_range";
 
+/// How long a lab waits for the kernel to set up IPv6 (usually well under 1 ms).
+const IPV6_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Duplicate address detection off, in the namespaces of nodes with IPv6
+/// addresses, for every interface made there later: a link-local address is
+/// then never tentative (a tentative one stays so for 1-2 s, and a router
+/// forwards no IPv6 meanwhile). The lab's own addresses are added without DAD
+/// anyway. The kernel checks both `all` and the interface's own setting, which
+/// starts as `default`. IPv4-only nodes keep the kernel's default: finishing
+/// their link-local addresses at once costs a lab about 0.5 ms of kernel work
+/// that nothing there needs.
+const ACCEPT_DAD: [&str; 2] = [
+    "net/ipv6/conf/all/accept_dad",
+    "net/ipv6/conf/default/accept_dad",
+];
+
+/// Whether the topology gives node `spec` any IPv6 address.
+fn has_ipv6(topology: &Topology, spec: &NodeSpec) -> bool {
+    let bridges = spec.bridges.iter().flat_map(|b| &b.addresses);
+    let ends = topology
+        .links()
+        .iter()
+        .flat_map(|l| [&l.a, &l.b])
+        .filter(|end| end.node == spec.name)
+        .flat_map(|end| &end.addresses);
+    bridges.chain(ends).any(|a| a.addr.is_ipv6())
+}
+
 /// The group ids mapped in this process's user namespace, as a `ping_group_range`.
 fn mapped_groups() -> String {
     let map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
@@ -872,13 +979,17 @@ fn mapped_groups() -> String {
     format!("{first} {}", (first + count - 1).min(2_147_483_647))
 }
 
-/// What every lab namespace gets, then what the node asks for.
-fn node_sysctls(spec: &NodeSpec) -> Vec<(String, String)> {
+/// What every lab namespace gets, what a node with IPv6 addresses (`ipv6`)
+/// gets, then what the node asks for.
+fn node_sysctls(spec: &NodeSpec, ipv6: bool) -> Vec<(String, String)> {
     // Datagram ICMP sockets for every group, so ping works without raw sockets.
     let mut sysctls = vec![(
         "net/ipv4/ping_group_range".to_string(),
         "0 2147483647".to_string(),
     )];
+    if ipv6 {
+        sysctls.extend(ACCEPT_DAD.map(|key| (key.to_string(), "0".to_string())));
+    }
     if spec.forwarding {
         sysctls.push(("net/ipv4/ip_forward".into(), "1".into()));
         sysctls.push(("net/ipv6/conf/all/forwarding".into(), "1".into()));

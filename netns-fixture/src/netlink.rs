@@ -16,8 +16,8 @@ use netlink_packet_route::address::{
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
-use netlink_packet_route::route::RouteMessage;
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use netns_fixture_topology::{IpNet, RouteSpec};
 use rtnetlink::{
@@ -32,6 +32,17 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 pub(crate) struct RouteSocket {
     socket: Socket,
     seq: Cell<u32>,
+}
+
+/// An IPv6 address as a dump reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ipv6AddressState {
+    pub index: u32,
+    pub address: Ipv6Addr,
+    /// Still under duplicate address detection (`IFA_F_TENTATIVE`).
+    pub tentative: bool,
+    /// Found to be a duplicate (`IFA_F_DADFAILED`): it will never be usable.
+    pub dad_failed: bool,
 }
 
 /// A link as a dump reports it.
@@ -111,7 +122,10 @@ impl RouteSocket {
         self.replies(seq).map(drop)
     }
 
-    fn dump(&self, message: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+    pub(crate) fn dump(
+        &self,
+        message: RouteNetlinkMessage,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         let seq = self.send(message, NLM_F_REQUEST | NLM_F_DUMP)?;
         self.replies(seq)
     }
@@ -204,6 +218,70 @@ impl RouteSocket {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
             .build();
         self.request(RouteNetlinkMessage::NewRoute(message), true)
+    }
+
+    /// Every IPv6 address of the namespace.
+    pub fn ipv6_addresses(&self) -> io::Result<Vec<Ipv6AddressState>> {
+        let mut request = AddressMessage::default();
+        request.header.family = AddressFamily::Inet6;
+        let replies = self.dump(RouteNetlinkMessage::GetAddress(request))?;
+        let mut out = Vec::new();
+        for reply in replies {
+            let RouteNetlinkMessage::NewAddress(message) = reply else {
+                continue;
+            };
+            // IFA_FLAGS has every flag; the header only the first eight.
+            let mut flags = AddressFlags::from_bits_retain(u32::from(message.header.flags.bits()));
+            let mut address = None;
+            for attribute in &message.attributes {
+                match attribute {
+                    AddressAttribute::Address(IpAddr::V6(v6)) => address = Some(*v6),
+                    AddressAttribute::Flags(f) => flags = *f,
+                    _ => {}
+                }
+            }
+            out.extend(address.map(|address| Ipv6AddressState {
+                index: message.header.index,
+                address,
+                tentative: flags.contains(AddressFlags::Tentative),
+                dad_failed: flags.contains(AddressFlags::Dadfailed),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The IPv6 addresses the namespace delivers to itself: the destinations of
+    /// its local routes (the kernel adds an address's local route last, when it
+    /// has finished setting the address up).
+    pub fn ipv6_local_routes(&self) -> io::Result<Vec<Ipv6Addr>> {
+        let mut request = RouteMessage::default();
+        request.header.address_family = AddressFamily::Inet6;
+        let replies = self.dump(RouteNetlinkMessage::GetRoute(request))?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewRoute(route)
+                    if route.header.kind == RouteType::Local
+                        && route.header.destination_prefix_length == 128 =>
+                {
+                    route.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(*v6),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Asks for link `index`. Answering makes the kernel apply a carrier change
+    /// of the link it has not applied yet (`linkwatch_sync_dev`, Linux 6.8 and
+    /// later) instead of up to a second later, which is when the link's IPv6
+    /// set-up starts.
+    pub fn sync_link(&self, index: u32) -> io::Result<()> {
+        let mut request = LinkMessage::default();
+        request.header.index = index;
+        self.request(RouteNetlinkMessage::GetLink(request), false)
     }
 
     /// Every link of the namespace.

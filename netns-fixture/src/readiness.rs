@@ -7,8 +7,21 @@
 //! notifications nor an ethtool link query reliably tell when that window has
 //! closed, so the lab tests the links themselves: each end sends a broadcast
 //! frame of a local experimental ethertype until the other end has received one.
+//!
+//! IPv6 needs more: the kernel finishes setting up each address in a worker of
+//! its own, after the request that added it has returned. Until then the
+//! address's solicited-node group is not joined (neighbour solicitations for it
+//! are dropped) and it has no local route (packets to it are not delivered).
+//! An interface also needs a usable link-local address: a router solicits
+//! neighbours from it when it forwards, so it forwards no IPv6 without one.
+//! The namespaces of nodes with IPv6 addresses have duplicate address detection
+//! off, so this takes well under a millisecond rather than the 1-2 s a tentative
+//! link-local address takes; [`Ipv6Readiness`] tells when it is done.
 
-use std::io;
+use crate::netlink::RouteSocket;
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::net::Ipv6Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -156,4 +169,131 @@ pub(crate) fn wait_for_delivery(
         }
     }
     Ok(false)
+}
+
+/// An interface whose IPv6 set-up a lab waits for.
+pub(crate) struct Ipv6Interface<'a> {
+    pub name: &'a str,
+    pub index: u32,
+    /// The addresses the lab gave it.
+    pub addresses: Vec<Ipv6Addr>,
+}
+
+/// Tells whether the kernel has finished setting up IPv6 on interfaces of one
+/// namespace (see the module documentation).
+pub(crate) struct Ipv6Readiness {
+    /// The namespace's `/proc/net/igmp6`, opened from inside it: the file keeps
+    /// showing that namespace whichever thread reads it.
+    igmp6: File,
+    text: String,
+}
+
+impl Ipv6Readiness {
+    /// Opens the check for the calling thread's namespace.
+    pub fn open() -> io::Result<Ipv6Readiness> {
+        Ok(Ipv6Readiness {
+            igmp6: File::open("/proc/thread-self/net/igmp6")?,
+            text: String::new(),
+        })
+    }
+
+    /// What is not set up yet on `interfaces` (empty when everything is), read
+    /// through `route`, a socket of the same namespace: for each interface, a
+    /// link-local address that is not tentative, and for it and each of the
+    /// interface's addresses the solicited-node group and the local route.
+    pub fn missing(
+        &mut self,
+        route: &RouteSocket,
+        interfaces: &[Ipv6Interface<'_>],
+    ) -> io::Result<Vec<String>> {
+        let addresses = route.ipv6_addresses()?;
+        let local = route.ipv6_local_routes()?;
+        self.text.clear();
+        self.igmp6.rewind()?;
+        self.igmp6.read_to_string(&mut self.text)?;
+        let joined = joined_groups(&self.text);
+        let mut missing = Vec::new();
+        for interface in interfaces {
+            let link_local = addresses
+                .iter()
+                .find(|a| a.index == interface.index && a.address.is_unicast_link_local());
+            let mut wanted = interface.addresses.clone();
+            match link_local {
+                None => {
+                    missing.push(format!("{}: a link-local address", interface.name));
+                    // Its set-up may wait for a carrier change the kernel
+                    // applies up to a second late; asking for the link applies it.
+                    route.sync_link(interface.index)?;
+                }
+                Some(a) if a.dad_failed => missing.push(format!(
+                    "{}: a link-local address ({} failed duplicate address detection)",
+                    interface.name, a.address
+                )),
+                Some(a) if a.tentative => missing.push(format!(
+                    "{}: a link-local address that is not tentative ({} is)",
+                    interface.name, a.address
+                )),
+                Some(a) => wanted.push(a.address),
+            }
+            for address in wanted {
+                let group = solicited_node(address);
+                if !joined.contains(&(interface.index, group)) {
+                    missing.push(format!(
+                        "{}: solicited-node group {group} of {address}",
+                        interface.name
+                    ));
+                }
+                if !local.contains(&address) {
+                    missing.push(format!("{}: local route of {address}", interface.name));
+                }
+            }
+        }
+        Ok(missing)
+    }
+}
+
+/// The solicited-node multicast group of `address` (RFC 4291): ff02::1:ff00:0/104
+/// and the address's low 24 bits.
+fn solicited_node(address: Ipv6Addr) -> Ipv6Addr {
+    Ipv6Addr::from(0xff02_0000_0000_0000_0000_0001_ff00_0000 | (u128::from(address) & 0xff_ffff))
+}
+
+/// The (interface index, group) pairs of `/proc/net/igmp6` text, whose lines read
+/// `index name group users flags timer` with the group in 32 hex digits.
+fn joined_groups(igmp6: &str) -> Vec<(u32, Ipv6Addr)> {
+    igmp6
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let index = fields.next()?.parse().ok()?;
+            let group = u128::from_str_radix(fields.nth(1)?, 16).ok()?;
+            Some((index, Ipv6Addr::from(group)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solicited_node_groups_keep_the_low_24_bits() {
+        let address: Ipv6Addr = "fd00:192:168::2".parse().unwrap();
+        assert_eq!(solicited_node(address).to_string(), "ff02::1:ff00:2");
+        let link_local: Ipv6Addr = "fe80::a883:deff:fe11:c2b9".parse().unwrap();
+        assert_eq!(solicited_node(link_local).to_string(), "ff02::1:ff11:c2b9");
+    }
+
+    #[test]
+    fn igmp6_lines_give_index_and_group() {
+        let text = "1    lo              ff020000000000000000000000000001     1 0000000C 0\n\
+                    2    veth-1          ff0200000000000000000001ff000010     1 00000004 0\n";
+        assert_eq!(
+            joined_groups(text),
+            [
+                (1, "ff02::1".parse().unwrap()),
+                (2, "ff02::1:ff00:10".parse().unwrap())
+            ]
+        );
+    }
 }

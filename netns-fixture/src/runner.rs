@@ -275,11 +275,6 @@ fn enter(lab: &Lab, node: Option<&str>) -> crate::namespace::EnterGuard {
         .unwrap_or_else(|e| panic!("netns-fixture: cannot enter node `{}`: {e}", node.name()))
 }
 
-/// The topology returned by a user's `fn() -> Topology`.
-pub fn from_function(f: fn() -> Topology) -> Topology {
-    f()
-}
-
 /// The topology of a file the macro has read and checked at compile time.
 pub fn from_toml(text: &str, name: &str) -> Topology {
     Topology::from_toml(text, name).unwrap_or_else(|e| {
