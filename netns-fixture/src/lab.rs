@@ -90,6 +90,8 @@ pub struct Node {
     firewall: Option<netns_fixture_topology::Firewall>,
     names: Arc<Names>,
     captures: crate::capture::Registry,
+    /// The IPv6 readiness check, for a node with IPv6 addresses.
+    ipv6_check: Option<Mutex<Ipv6Readiness>>,
 }
 
 /// An interface of a node, as the topology made it.
@@ -363,7 +365,12 @@ impl Node {
         let state = if up { "up" } else { "down" };
         self.route_socket()
             .set_up(index, up)
-            .map_err(|e| self.setup_error(format!("setting {name} {state}"), e))
+            .map_err(|e| self.setup_error(format!("setting {name} {state}"), e))?;
+        if up {
+            // Healed as the lab was built: IPv6 usable when this returns.
+            self.wait_for_ipv6(|i| i.index == index, Instant::now() + IPV6_TIMEOUT)?;
+        }
+        Ok(())
     }
 
     /// Sets the MTU of interface `name`.
@@ -582,6 +589,56 @@ impl Node {
         self.http(&HttpRequest::get(url))
     }
 
+    /// Waits until IPv6 is usable on this node's interfaces that `which` picks
+    /// and that have IPv6 addresses (see [`crate::readiness`]); a node without
+    /// IPv6 addresses returns at once.
+    fn wait_for_ipv6(
+        &self,
+        which: impl Fn(&Interface) -> bool,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let Some(check) = &self.ipv6_check else {
+            return Ok(());
+        };
+        let mut check = check.lock().unwrap_or_else(|p| p.into_inner());
+        let interfaces: Vec<Ipv6Interface<'_>> = self
+            .interfaces
+            .iter()
+            .filter(|i| which(i))
+            .map(|i| Ipv6Interface {
+                name: &i.name,
+                index: i.index,
+                addresses: i
+                    .addresses
+                    .iter()
+                    .filter_map(|a| match a.addr {
+                        IpAddr::V6(v6) => Some(v6),
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect(),
+            })
+            .filter(|i| !i.addresses.is_empty())
+            .collect();
+        let step = || format!("waiting {IPV6_TIMEOUT:?} for IPv6 to be set up");
+        // Usually ready at the first look; otherwise mostly within a millisecond
+        // (longer when other work holds the kernel's rtnl lock).
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let missing = check
+                .missing(&self.route_socket(), &interfaces)
+                .map_err(|e| self.setup_error(step(), e))?;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let what = format!("still missing: {}", missing.join("; "));
+                return Err(self.setup_error(step(), io::Error::new(io::ErrorKind::TimedOut, what)));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
     fn route_socket(&self) -> std::sync::MutexGuard<'_, RouteSocket> {
         self.route
             .lock()
@@ -613,8 +670,6 @@ struct Builder<'t> {
     nodes: Vec<Node>,
     netfilters: Vec<Option<Netfilter>>,
     probers: Vec<Prober>,
-    /// Per node, the IPv6 check if the node has IPv6 addresses.
-    ipv6: Vec<Option<Ipv6Readiness>>,
     next_index: Vec<u32>,
     spawner: Arc<Spawner>,
 }
@@ -626,7 +681,6 @@ impl<'t> Builder<'t> {
             nodes: Vec::with_capacity(topology.nodes().len()),
             netfilters: Vec::with_capacity(topology.nodes().len()),
             probers: Vec::with_capacity(topology.nodes().len()),
-            ipv6: Vec::with_capacity(topology.nodes().len()),
             // Index 1 is `lo` in every fresh namespace.
             next_index: vec![2; topology.nodes().len()],
             spawner: Arc::new(Spawner::new()),
@@ -777,47 +831,10 @@ impl<'t> Builder<'t> {
     /// Waits until the kernel has finished setting up IPv6 on every interface
     /// with IPv6 addresses (see [`crate::readiness`]); labs without IPv6
     /// addresses skip this.
-    fn wait_for_ipv6(&mut self) -> Result<(), Error> {
+    fn wait_for_ipv6(&self) -> Result<(), Error> {
         let deadline = Instant::now() + IPV6_TIMEOUT;
-        for (node, check) in self.nodes.iter().zip(&mut self.ipv6) {
-            let Some(check) = check else { continue };
-            let interfaces: Vec<Ipv6Interface<'_>> = node
-                .interfaces
-                .iter()
-                .map(|i| Ipv6Interface {
-                    name: &i.name,
-                    index: i.index,
-                    addresses: i
-                        .addresses
-                        .iter()
-                        .filter_map(|a| match a.addr {
-                            IpAddr::V6(v6) => Some(v6),
-                            IpAddr::V4(_) => None,
-                        })
-                        .collect(),
-                })
-                .filter(|i| !i.addresses.is_empty())
-                .collect();
-            let step = || format!("waiting {IPV6_TIMEOUT:?} for IPv6 to be set up");
-            // Usually ready at the first look; otherwise mostly within a millisecond
-            // (longer when other work holds the kernel's rtnl lock).
-            let mut pause = Duration::from_micros(50);
-            loop {
-                let missing = check
-                    .missing(&node.route_socket(), &interfaces)
-                    .map_err(|e| node.setup_error(step(), e))?;
-                if missing.is_empty() {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    let what = format!("still missing: {}", missing.join("; "));
-                    return Err(
-                        node.setup_error(step(), io::Error::new(io::ErrorKind::TimedOut, what))
-                    );
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(5));
-            }
+        for node in &self.nodes {
+            node.wait_for_ipv6(|_| true, deadline)?;
         }
         Ok(())
     }
@@ -861,7 +878,6 @@ impl<'t> Builder<'t> {
                 ),
                 false => None,
             };
-            self.ipv6.push(check);
             let netfilter = match spec.firewall {
                 Some(_) => Some(
                     Netfilter::open()
@@ -880,6 +896,7 @@ impl<'t> Builder<'t> {
                 firewall: spec.firewall.clone(),
                 names: Arc::default(),
                 captures: Default::default(),
+                ipv6_check: check.map(Mutex::new),
             });
         }
         Ok(())
@@ -945,9 +962,14 @@ const IPV6_TIMEOUT: Duration = Duration::from_secs(5);
 /// starts as `default`. IPv4-only nodes keep the kernel's default: finishing
 /// their link-local addresses at once costs a lab about 0.5 ms of kernel work
 /// that nothing there needs.
-const ACCEPT_DAD: [&str; 2] = [
-    "net/ipv6/conf/all/accept_dad",
-    "net/ipv6/conf/default/accept_dad",
+/// For nodes with IPv6 addresses: no duplicate address detection (addresses,
+/// link-local ones too, usable at once), and addresses kept while a link is
+/// down (a partition healed with `set_link_up` keeps them, as IPv4 does).
+const IPV6_SYSCTLS: [(&str, &str); 4] = [
+    ("net/ipv6/conf/all/accept_dad", "0"),
+    ("net/ipv6/conf/default/accept_dad", "0"),
+    ("net/ipv6/conf/all/keep_addr_on_down", "1"),
+    ("net/ipv6/conf/default/keep_addr_on_down", "1"),
 ];
 
 /// Whether the topology gives node `spec` any IPv6 address.
@@ -987,8 +1009,12 @@ fn node_sysctls(spec: &NodeSpec, ipv6: bool) -> Vec<(String, String)> {
         "net/ipv4/ping_group_range".to_string(),
         "0 2147483647".to_string(),
     )];
+    // ICMP errors (port unreachable, reject rules) unlimited: a matrix of
+    // concurrent refused flows must not read as dropped.
+    sysctls.push(("net/ipv4/icmp_ratelimit".into(), "0".into()));
     if ipv6 {
-        sysctls.extend(ACCEPT_DAD.map(|key| (key.to_string(), "0".to_string())));
+        sysctls.push(("net/ipv6/icmp/ratelimit".into(), "0".into()));
+        sysctls.extend(IPV6_SYSCTLS.map(|(key, value)| (key.to_string(), value.to_string())));
     }
     if spec.forwarding {
         sysctls.push(("net/ipv4/ip_forward".into(), "1".into()));

@@ -130,10 +130,15 @@ fn overran(lab: &Lab, node: &str, test: &Test, message: &str) {
 }
 
 fn fail_setup(topology: &Topology, e: Error) -> ! {
-    panic!(
+    let message = format!(
         "netns-fixture: could not set up lab `{}`: {e}",
         topology.name()
-    )
+    );
+    if userns::in_child() {
+        // The body never runs: the parent learns the outcome from here.
+        userns::report(&format!("panicked\n{message}"));
+    }
+    std::panic::panic_any(message)
 }
 
 fn node_name<'a>(lab: &'a Lab, node: Option<&'a str>) -> &'a str {

@@ -29,6 +29,40 @@ fn partition_and_heal(lab: &Lab) {
     ns1.ping("ns-2", &quick()).unwrap().assert_reachable();
 }
 
+/// A healed link carries IPv6 at once too: the addresses survive the partition
+/// (IPv6 drops them on link down unless told to keep them) and `set_link_up`
+/// returns once neighbour discovery works again.
+#[netns_test(topology = "pair")]
+fn partition_and_heal_over_ipv6(lab: &Lab) {
+    let ns1 = lab.node("ns-1");
+    let ns2 = "fd00:10::20";
+    ns1.ping(ns2, &quick()).unwrap().assert_all_replied();
+    for node in ["ns-1", "ns-2"] {
+        let interface = if node == "ns-1" { "veth-1" } else { "veth-2" };
+        lab.node(node).set_link_up(interface, false).unwrap();
+        lab.node(node).set_link_up(interface, true).unwrap();
+    }
+    let out = ns1
+        .command("ip")
+        .args([
+            "-6", "-o", "addr", "show", "dev", "veth-1", "scope", "global",
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("fd00:10::10/64"), "{listing}");
+    // Every probe answered, the first too: no neighbour-discovery retry.
+    let report = ns1
+        .ping(
+            ns2,
+            &PingOptions::default()
+                .count(1)
+                .timeout(Duration::from_millis(500)),
+        )
+        .unwrap();
+    report.assert_all_replied();
+}
+
 #[netns_test(topology = "pair")]
 fn mtu_changes(lab: &Lab) {
     lab.node("ns-1").set_mtu("veth-1", 1280).unwrap();
