@@ -29,7 +29,13 @@ run() {  # run NAME ARGS...: the test binary NAME as the unprivileged user
   done
   [ -n "$exe" ] || { echo "no test binary $name" >&2; exit 1; }
   echo "== $name (as $user) $*"
-  (cd / && runuser -u "$user" -- "$exe" "$@")
+  local out status=0
+  out=$(cd / && runuser -u "$user" -- "$exe" "$@" 2>&1) || status=$?
+  echo "$out"
+  [ "$status" -eq 0 ] || exit "$status"
+  # A renamed test would make a filter match nothing, and pass.
+  grep -Eq 'test result: ok\. [1-9][0-9]* passed' <<<"$out" \
+    || { echo "no test ran for: $name $*" >&2; exit 1; }
 }
 
 # Tests that call Lab::build directly (not through #[netns_test]) need root, and

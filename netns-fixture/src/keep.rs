@@ -191,14 +191,12 @@ fn instructions(lab: &Lab, keep: Keep, tty: bool) -> String {
     let pid = std::process::id();
     let how = match (keep, tty) {
         (Keep::UntilEnter, _) => format!("Press Enter here to tear it down (or kill -INT {pid})."),
-        (Keep::AtMost(d), true) => format!(
-            "Press Enter here to tear it down (or kill -INT {pid}); at most {}s.",
-            d.as_secs()
-        ),
-        (Keep::AtMost(d), false) => format!(
-            "Tearing it down on SIGINT/SIGTERM (kill -INT {pid}) or after {}s.",
-            d.as_secs()
-        ),
+        (Keep::AtMost(d), true) => {
+            format!("Press Enter here to tear it down (or kill -INT {pid}); at most {d:?}.")
+        }
+        (Keep::AtMost(d), false) => {
+            format!("Tearing it down on SIGINT/SIGTERM (kill -INT {pid}) or after {d:?}.")
+        }
     };
     text.push_str(&how);
     text.push('\n');

@@ -56,8 +56,7 @@ pub mod topology {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::keep::{hold_for_inspection, reraise_interrupt, KEEP_VAR};
-    pub use crate::report::{on_failure, on_success, panic_message, Watch, REPORT_VAR};
+    pub use crate::report::on_failure;
     pub use crate::runner::*;
     pub use crate::userns::enter_on_exec as enter_user_namespace_on_exec;
     pub use tokio;

@@ -41,10 +41,10 @@
 //!
 //! Outcomes are those of [`crate::probes::reach`]. Refusals by ICMP from a router
 //! are rate-limited by the kernel (`net.ipv4.icmp_ratelimit`, default one per
-//! second after a burst of about two, per destination): a matrix with several
-//! flows that a router rejects with ICMP should run against a router node with
-//! `net/ipv4/icmp_ratelimit = 0` (and `net/ipv6/icmp/ratelimit = 0`), or those
-//! flows come out as dropped. TCP resets (`reject with tcp reset`) are not limited.
+//! second after a burst of about two, per destination), so every lab namespace
+//! sets `net/ipv4/icmp_ratelimit` and `net/ipv6/icmp/ratelimit` to 0: otherwise
+//! a matrix with several flows that a router rejects with ICMP would see most of
+//! them as dropped. TCP resets (`reject with tcp reset`) are not limited.
 
 mod flow;
 mod port_forward;

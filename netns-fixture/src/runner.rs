@@ -9,6 +9,7 @@ use crate::{keep, report, Error, Lab};
 use netns_fixture_topology::Topology;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,37 +88,59 @@ fn finish<R: TestReturn>(outcome: std::thread::Result<R>) -> R {
     }
 }
 
-/// Runs `body` (on a thread already inside `node`) so that a failure shows its
-/// evidence: a panic or a failing return prints the lab's state and writes the
-/// report ([`crate::report`]), then, with `NETNS_FIXTURE_KEEP`, holds the lab for
-/// a person ([`crate::keep`]). The caller drops the lab, then calls
-/// [`keep::reraise_interrupt`].
-fn observe<R: TestReturn>(
-    lab: &Lab,
+/// A finished body: its outcome and, unless it is `#[should_panic]`, the watch
+/// that saw it (with the lab's state at the panic, if it panicked).
+struct Observed<'l, R> {
+    outcome: std::thread::Result<R>,
+    watch: Option<report::Watch<'l>>,
+}
+
+/// Runs `body` on a thread already inside `node`, watched: a panic has the lab's
+/// state collected before unwinding drops the body's servers and captures.
+fn observe<'l, R: TestReturn>(
+    lab: &'l Lab,
     node: &str,
     test: &Test,
     body: impl FnOnce() -> R,
-) -> std::thread::Result<R> {
-    if test.should_panic {
-        return catch_unwind(AssertUnwindSafe(body));
-    }
-    let watch = report::Watch::new(lab, node, &test.full_name());
+) -> Observed<'l, R> {
+    let watch = (!test.should_panic).then(|| report::Watch::new(lab, node, &test.full_name()));
     let outcome = catch_unwind(AssertUnwindSafe(body));
-    let failure = match &outcome {
-        Ok(returned) => returned.failure(),
-        Err(panic) => Some(report::panic_message(panic.as_ref())),
-    };
-    match failure {
-        None => {
-            watch.passed();
+    Observed { outcome, watch }
+}
+
+impl<R: TestReturn> Observed<'_, R> {
+    /// Shows the evidence of a failure (a panic or a failing return): prints the
+    /// lab's state and writes the report ([`crate::report`]), then, with
+    /// `NETNS_FIXTURE_KEEP`, holds the lab for a person ([`crate::keep`]). The
+    /// caller drops the lab, then calls [`keep::reraise_interrupt`].
+    fn publish(self, lab: &Lab) -> std::thread::Result<R> {
+        let Some(watch) = self.watch else {
+            return self.outcome;
+        };
+        let failure = match &self.outcome {
+            Ok(returned) => returned.failure(),
+            Err(panic) => Some(report::panic_message(panic.as_ref())),
+        };
+        match failure {
+            None => {
+                watch.passed();
+            }
+            Some(why) => {
+                watch.failed(&why);
+                drop(watch);
+                keep::hold_for_inspection(lab);
+            }
         }
-        Some(why) => {
-            watch.failed(&why);
-            drop(watch);
-            keep::hold_for_inspection(lab);
-        }
+        self.outcome
     }
-    outcome
+}
+
+/// The failure message of a body that overran `limit`.
+fn timeout_message(limit: Duration, lab: &Lab, node: &str) -> String {
+    format!(
+        "netns-fixture: test body exceeded its timeout of {limit:?} (lab `{}`, node `{node}`)",
+        lab.name()
+    )
 }
 
 /// A body that overran its timeout is still running on its thread: the report
@@ -158,7 +181,7 @@ pub fn run<R: TestReturn>(
     };
     let outcome = {
         let _inside = enter(&lab, node);
-        observe(&lab, node_name(&lab, node), &test, || body(&lab))
+        observe(&lab, node_name(&lab, node), &test, || body(&lab)).publish(&lab)
     };
     // The thread is home again; the lab goes on success, error and panic alike.
     drop(lab);
@@ -185,6 +208,10 @@ pub fn run_with_timeout<R: TestReturn + Send + 'static>(
     };
     let name = node_name(&lab, node).to_string();
     let (done, wait) = std::sync::mpsc::channel();
+    // Whoever sets it first ends the test: the body (done in time), or this
+    // thread (timed out). The other one then shows no evidence of its own.
+    let claimed = Arc::new(AtomicBool::new(false));
+    let body_claimed = Arc::clone(&claimed);
     let thread_lab = Arc::clone(&lab);
     let thread_name = std::thread::current()
         .name()
@@ -195,23 +222,31 @@ pub fn run_with_timeout<R: TestReturn + Send + 'static>(
         .spawn(move || {
             let result = {
                 let _inside = enter(&thread_lab, Some(&name));
-                observe(&thread_lab, &name, &test, || body(&thread_lab))
+                let observed = observe(&thread_lab, &name, &test, || body(&thread_lab));
+                if body_claimed.swap(true, Ordering::SeqCst) {
+                    None // too late: the test has failed on its timeout already
+                } else {
+                    // Done in time: the report and a hold do not count against it.
+                    let _ = done.send(());
+                    Some(observed.publish(&thread_lab))
+                }
             };
             drop(thread_lab);
-            let _ = done.send(());
             result
         })
         .expect("spawning the test body thread");
-    let outcome = match wait.recv_timeout(timeout) {
-        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            handle.join().expect("the body thread catches panics")
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+    let in_time = match wait.recv_timeout(timeout) {
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => claimed.swap(true, Ordering::SeqCst),
+    };
+    let outcome = match in_time {
+        true => handle
+            .join()
+            .expect("the body thread catches panics")
+            .expect("the body claimed the outcome"),
+        false => {
             let node = node_name(&lab, node);
-            let message = format!(
-                "netns-fixture: test body exceeded its timeout of {timeout:?} (lab `{}`, node `{node}`)",
-                lab.name(),
-            );
+            let message = timeout_message(timeout, &lab, node);
             overran(&lab, node, &test, &message);
             Err(Box::new(message) as Box<dyn std::any::Any + Send>)
         }
@@ -253,20 +288,15 @@ where
     .expect("building the test's tokio runtime");
     let future = body(Arc::clone(&lab));
     // `block_on` polls the body on this thread: its panics are this thread's.
-    let outcome = observe(&lab, node_name(&lab, node), &test, || {
-        match timeout {
+    let observed = observe(&lab, node_name(&lab, node), &test, || match timeout {
         None => runtime.block_on(future),
         Some(limit) => runtime
             .block_on(async { tokio::time::timeout(limit, future).await })
             .unwrap_or_else(|_| {
-                std::panic::panic_any(format!(
-                    "netns-fixture: test body exceeded its timeout of {limit:?} (lab `{}`, node `{}`)",
-                    lab.name(),
-                    node_name(&lab, node)
-                ))
+                std::panic::panic_any(timeout_message(limit, &lab, node_name(&lab, node)))
             }),
-    }
     });
+    let outcome = observed.publish(&lab);
     drop(runtime);
     drop(inside);
     drop(lab);

@@ -708,3 +708,43 @@ fn every_kind_of_failure_is_reported() {
     assert!(!stdout.contains("netns-fixture: test"), "{stdout}");
     assert!(!dir.exists(), "an expected panic writes no report");
 }
+
+/// Overruns its timeout, then returns as if it passed: too late, the test failed.
+#[netns_test(topology = "pair", timeout = "200ms")]
+#[ignore = "fails on purpose: run by a_body_that_returns_after_its_timeout_keeps_the_timeout_report"]
+fn deliberately_overrunning_then_returning() {
+    std::thread::sleep(Duration::from_millis(600));
+}
+
+/// Keeps the process alive while the overrunning body above comes back.
+#[test]
+#[ignore = "run by a_body_that_returns_after_its_timeout_keeps_the_timeout_report"]
+fn deliberately_lingering() {
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+#[test]
+fn a_body_that_returns_after_its_timeout_keeps_the_timeout_report() {
+    let _one = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+    let output = output_within_a_minute(
+        child("deliberately_overrunning_then_returning").arg("deliberately_lingering"),
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(
+        stdout.contains("test deliberately_lingering ... ok"),
+        "the body returned while the process still ran: {stdout}"
+    );
+    // One report, the timeout's, still there after the body came back.
+    assert_eq!(
+        stdout.matches("netns-fixture: test `").count(),
+        1,
+        "{stdout}"
+    );
+    let dir = report_dir_in(&stdout);
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(
+        summary.contains("test body exceeded its timeout of 200ms"),
+        "{summary}"
+    );
+}

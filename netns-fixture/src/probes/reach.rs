@@ -45,10 +45,11 @@
 //! `error_burst`, is host-wide, not per namespace). Checks beyond the limit come
 //! out as dropped. "Port unreachable" from the target host itself was not
 //! limited (6 in a row); a router's ICMPv6 errors followed
-//! `net.ipv6.icmp.ratelimit` (default 100 ms: one per 100 ms). Labs that expect
-//! "refused" via a router should set `net.ipv4.icmp_ratelimit` and
-//! `net.ipv6.icmp.ratelimit` to 0 in their router nodes and keep such checks to
-//! a few per second.
+//! `net.ipv6.icmp.ratelimit` (default 100 ms: one per 100 ms). Every lab
+//! namespace therefore sets `net.ipv4.icmp_ratelimit` and
+//! `net.ipv6.icmp.ratelimit` to 0; "host unreachable" from a router (no route, no
+//! neighbour) stays under the host-wide limit, so keep such checks to a few per
+//! second.
 //!
 //! ```no_run
 //! use netns_fixture::probes::reach::{tcp_connect, Outcome, DEFAULT_TIMEOUT};
