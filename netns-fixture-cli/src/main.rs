@@ -14,6 +14,7 @@
 //! exit code is the command's. The lab's namespaces are anonymous and held by this
 //! process only: even if it is killed, nothing is left behind.
 
+use netns_fixture::__private::{signal_name, Signals};
 use netns_fixture::diagram::Diagram;
 use netns_fixture::topology::{builtin, Topology};
 use netns_fixture::Lab;
@@ -22,7 +23,6 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 const USAGE: &str = "\
 usage: netns-lab up <TOPOLOGY> [--node NODE] [-- COMMAND [ARGS...]]
@@ -154,7 +154,8 @@ fn parse_up(args: &[OsString]) -> Result<Up, Usage> {
 fn up(args: &[OsString]) -> Result<ExitCode, Usage> {
     let up = parse_up(args)?;
     // Before building: a signal during the build tears down as well.
-    let signals = Signals::catch().map_err(|e| Usage(format!("cannot handle signals: {e}")))?;
+    let signals = Signals::catch(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+        .map_err(|e| Usage(format!("cannot handle signals: {e}")))?;
     let lab = match Lab::build(&up.topology) {
         Ok(lab) => lab,
         Err(e) => {
@@ -183,7 +184,11 @@ fn up(args: &[OsString]) -> Result<ExitCode, Usage> {
         }
     );
     if let Some(signal) = signals.pending() {
-        let _ = writeln!(stderr, "netns-lab: got {}: tearing down.", name(signal));
+        let _ = writeln!(
+            stderr,
+            "netns-lab: got {}: tearing down.",
+            signal_name(signal)
+        );
         return Ok(ExitCode::from(128 + signal as u8));
     }
     let prompt = format!("[netns-lab {}:{}] ", lab.name(), up.node);
@@ -254,7 +259,7 @@ fn up(args: &[OsString]) -> Result<ExitCode, Usage> {
             let _ = writeln!(
                 stderr,
                 "netns-lab: got {}: tearing down lab `{}`.",
-                name(signal),
+                signal_name(signal),
                 lab.name()
             );
             128 + signal as u8
@@ -310,7 +315,7 @@ fn wait(process: &netns_fixture::Process, signals: &Signals, interactive: bool) 
                 revents: 0,
             },
             libc::pollfd {
-                fd: signals.read.as_raw_fd(),
+                fd: signals.fd(),
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -334,69 +339,5 @@ fn wait(process: &netns_fixture::Process, signals: &Signals, interactive: bool) 
         if fds[0].revents != 0 {
             return Waited::Exited;
         }
-    }
-}
-
-fn name(signal: i32) -> String {
-    match signal {
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        libc::SIGHUP => "SIGHUP".into(),
-        other => format!("signal {other}"),
-    }
-}
-
-/// The write end of the self-pipe.
-static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(signal: libc::c_int) {
-    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let byte = signal as u8;
-        // SAFETY: write(2) is async-signal-safe; the pipe lives until exit.
-        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP, delivered through a pipe.
-struct Signals {
-    read: OwnedFd,
-    _write: OwnedFd,
-}
-
-impl Signals {
-    fn catch() -> std::io::Result<Signals> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two descriptors we then own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: both were just created and are owned by nobody else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::SeqCst);
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: installing a handler that only calls write(2).
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-        }
-        Ok(Signals {
-            read,
-            _write: write,
-        })
-    }
-
-    /// A signal received and not yet handled.
-    fn pending(&self) -> Option<i32> {
-        let mut byte = 0u8;
-        // SAFETY: a non-blocking one-byte read into a local.
-        let n = unsafe { libc::read(self.read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
-        (n == 1).then_some(i32::from(byte))
     }
 }

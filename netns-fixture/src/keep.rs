@@ -10,10 +10,11 @@
 //! The lab's namespaces belong to the test process: however the wait ends, even
 //! by SIGKILL, nothing is left behind.
 
+use crate::signals::{signal_name, Signals};
 use crate::Lab;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -60,8 +61,6 @@ fn parse_duration(text: &str) -> Option<Duration> {
 
 /// The signal that ended a hold, to raise again once the lab is gone.
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
-/// The write end of the self-pipe the signal handler writes to during a hold.
-static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 /// One hold at a time: parallel failing tests take turns.
 static HOLD: Mutex<()> = Mutex::new(());
 
@@ -105,7 +104,7 @@ pub fn hold_for_inspection(lab: &Lab) {
         Keep::UntilEnter => None,
         Keep::AtMost(d) => Some(d),
     };
-    let ended = match Signals::catch() {
+    let ended = match Signals::catch(&[libc::SIGINT, libc::SIGTERM]) {
         Ok(signals) => {
             let ended = wait(tty.as_ref(), &signals, limit);
             drop(signals);
@@ -255,7 +254,7 @@ fn wait(tty: Option<&Terminal>, signals: &Signals, limit: Option<Duration>) -> E
     let deadline = limit.map(|d| Instant::now() + d);
     loop {
         let mut fds = vec![libc::pollfd {
-            fd: signals.read.as_raw_fd(),
+            fd: signals.fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
@@ -286,10 +285,9 @@ fn wait(tty: Option<&Terminal>, signals: &Signals, limit: Option<Duration>) -> E
             return Ended::Error(e);
         }
         if fds[0].revents != 0 {
-            let mut byte = 0u8;
-            // SAFETY: reading one byte into a local from a pipe we own.
-            unsafe { libc::read(signals.read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
-            return Ended::Signal(i32::from(byte));
+            if let Some(signal) = signals.pending() {
+                return Ended::Signal(signal);
+            }
         }
         if let (Some(tty), Some(fd)) = (tty, fds.get(1)) {
             if fd.revents & libc::POLLIN != 0 {
@@ -306,78 +304,6 @@ fn wait(tty: Option<&Terminal>, signals: &Signals, limit: Option<Duration>) -> E
                 return Ended::Enter;
             }
         }
-    }
-}
-
-/// SIGINT and SIGTERM handlers writing the signal number to a pipe, for as long as
-/// this lives; the previous handlers come back on drop.
-struct Signals {
-    read: OwnedFd,
-    /// Kept open while the handlers may write to it.
-    _write: OwnedFd,
-    previous: Vec<(i32, libc::sigaction)>,
-}
-
-const CAUGHT: [i32; 2] = [libc::SIGINT, libc::SIGTERM];
-
-extern "C" fn on_signal(signal: libc::c_int) {
-    let fd: RawFd = SIGNAL_PIPE.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let byte = signal as u8;
-        // SAFETY: write(2) is async-signal-safe; the pipe outlives the handler.
-        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
-    }
-}
-
-impl Signals {
-    fn catch() -> io::Result<Signals> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two descriptors we then own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both were just created and are owned by nobody else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::SeqCst);
-        let mut previous = Vec::new();
-        for signal in CAUGHT {
-            // SAFETY: installing a handler that only calls write(2); `old` receives
-            // the previous action, restored on drop.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signal, &action, &mut old) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                previous.push((signal, old));
-            }
-        }
-        Ok(Signals {
-            read,
-            _write: write,
-            previous,
-        })
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        for (signal, old) in &self.previous {
-            // SAFETY: restoring the action saved by `catch`.
-            unsafe { libc::sigaction(*signal, old, std::ptr::null_mut()) };
-        }
-        SIGNAL_PIPE.store(-1, Ordering::SeqCst);
-    }
-}
-
-fn signal_name(signal: i32) -> String {
-    match signal {
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        other => format!("signal {other}"),
     }
 }
 

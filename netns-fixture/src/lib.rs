@@ -36,6 +36,7 @@ mod readiness;
 mod report;
 pub mod rules;
 pub mod shaping;
+mod signals;
 mod sysctl;
 mod userns;
 
@@ -58,6 +59,7 @@ pub mod topology {
 pub mod __private {
     pub use crate::report::on_failure;
     pub use crate::runner::*;
+    pub use crate::signals::{signal_name, Signals};
     pub use crate::userns::enter_on_exec as enter_user_namespace_on_exec;
     pub use tokio;
 }
