@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn netns_lab() -> Command {
@@ -158,21 +158,6 @@ fn netns_inode(pid: u32) -> Option<u64> {
         .ok()
 }
 
-fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("netns-lab did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn ctrl_c_and_sigterm_tear_the_lab_down_promptly() {
     for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
@@ -206,7 +191,7 @@ fn ctrl_c_and_sigterm_tear_the_lab_down_promptly() {
         let sent = Instant::now();
         // SAFETY: signalling the child we started, by its pid.
         unsafe { libc::kill(pid as i32, signal) };
-        let status = wait_within(&mut child, Duration::from_secs(5));
+        let status = tests::wait_within(&mut child, Duration::from_secs(5));
         assert!(sent.elapsed() < Duration::from_secs(2), "{name}: slow");
         assert_eq!(status.code(), Some(128 + signal), "{name}");
         let mut stderr = String::new();
@@ -248,7 +233,7 @@ fn shell_reads_commands_with_a_prompt_naming_the_lab() {
         .unwrap()
         .write_all(b"echo \"prompt=$PS1\"\nip -o -4 addr show br0\nexit 3\n")
         .unwrap();
-    let status = wait_within(&mut child, Duration::from_secs(20));
+    let status = tests::wait_within(&mut child, Duration::from_secs(20));
     let mut stdout = String::new();
     child
         .stdout
@@ -337,6 +322,6 @@ fn interactive_bash_on_a_terminal_shows_the_lab_in_its_prompt() {
     writer.write_all(b"ip -o -4 addr show veth-2\n").unwrap();
     wait_for("inet 10.0.0.20/16");
     writer.write_all(b"exit 4\n").unwrap();
-    let status = wait_within(&mut child, Duration::from_secs(10));
+    let status = tests::wait_within(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(4), "{seen}");
 }

@@ -954,17 +954,16 @@ const PING_GROUP_RANGE: &str = "net/ipv4/ping_group_range";
 /// How long a lab waits for the kernel to set up IPv6 (usually well under 1 ms).
 const IPV6_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Duplicate address detection off, in the namespaces of nodes with IPv6
-/// addresses, for every interface made there later: a link-local address is
-/// then never tentative (a tentative one stays so for 1-2 s, and a router
-/// forwards no IPv6 meanwhile). The lab's own addresses are added without DAD
-/// anyway. The kernel checks both `all` and the interface's own setting, which
-/// starts as `default`. IPv4-only nodes keep the kernel's default: finishing
-/// their link-local addresses at once costs a lab about 0.5 ms of kernel work
-/// that nothing there needs.
-/// For nodes with IPv6 addresses: no duplicate address detection (addresses,
-/// link-local ones too, usable at once), and addresses kept while a link is
-/// down (a partition healed with `set_link_up` keeps them, as IPv4 does).
+/// For nodes with IPv6 addresses, set before any interface exists there:
+/// - duplicate address detection off, so a link-local address is never
+///   tentative (a tentative one stays so for 1-2 s, and a router forwards no IPv6
+///   meanwhile); the lab's own addresses are added without DAD anyway. The kernel
+///   checks both `all` and the interface's own setting, which starts as
+///   `default`. IPv4-only nodes keep the kernel's default: finishing their
+///   link-local addresses at once costs a lab about 0.5 ms of kernel work that
+///   nothing there needs;
+/// - addresses kept while a link is down, so a partition healed with
+///   `set_link_up` keeps them, as IPv4 does.
 const IPV6_SYSCTLS: [(&str, &str); 4] = [
     ("net/ipv6/conf/all/accept_dad", "0"),
     ("net/ipv6/conf/default/accept_dad", "0"),
@@ -974,14 +973,10 @@ const IPV6_SYSCTLS: [(&str, &str); 4] = [
 
 /// Whether the topology gives node `spec` any IPv6 address.
 fn has_ipv6(topology: &Topology, spec: &NodeSpec) -> bool {
-    let bridges = spec.bridges.iter().flat_map(|b| &b.addresses);
-    let ends = topology
-        .links()
+    topology
+        .interfaces_of(&spec.name)
         .iter()
-        .flat_map(|l| [&l.a, &l.b])
-        .filter(|end| end.node == spec.name)
-        .flat_map(|end| &end.addresses);
-    bridges.chain(ends).any(|a| a.addr.is_ipv6())
+        .any(|(_, nets)| nets.iter().any(|n| n.addr.is_ipv6()))
 }
 
 /// The group ids mapped in this process's user namespace, as a `ping_group_range`.

@@ -3,8 +3,32 @@
 //! with a deadline.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Waits for `child` to exit; kills it and panics if it takes longer than `limit`.
+///
+/// ```no_run
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// assert!(tests::wait_within(&mut child, std::time::Duration::from_secs(5)).success());
+/// ```
+pub fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the child (pid {}) did not exit within {limit:?}",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// Runs `command` to completion with its output captured, killing it (SIGKILL)
 /// if it runs longer than `limit`: a hung child fails its test instead of

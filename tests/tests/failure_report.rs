@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -358,21 +358,6 @@ fn wait_for_line(
     panic!("the expected line never came; got:\n{}", seen.join("\n"));
 }
 
-fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("the child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn kept_lab_can_be_entered_and_goes_on_sigterm() {
     let _one = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
@@ -438,7 +423,7 @@ fn kept_lab_can_be_entered_and_goes_on_sigterm() {
     let started = Instant::now();
     // SAFETY: signalling the child we started, by its pid.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let status = wait_within(&mut child, Duration::from_secs(10));
+    let status = tests::wait_within(&mut child, Duration::from_secs(10));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
     let rest: Vec<String> = lines.try_iter().collect();
@@ -511,7 +496,7 @@ fn kept_lab_waits_for_enter_on_the_terminal() {
     wait_for_line(&lines, &mut seen, |l| l.starts_with("Press Enter here"));
     assert!(seen.iter().any(|l| l.contains("nsenter --net=/proc/")));
     writer.write_all(b"\n").unwrap();
-    let status = wait_within(&mut child, Duration::from_secs(15));
+    let status = tests::wait_within(&mut child, Duration::from_secs(15));
     // Torn down, and the test fails as usual.
     assert_eq!(status.code(), Some(101), "{status:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
