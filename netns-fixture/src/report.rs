@@ -241,8 +241,14 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// `<target>/netns-fixture/reports`: the target directory is `CARGO_TARGET_DIR`
 /// when absolute, else the ancestor of the running executable that holds cargo's
-/// `CACHEDIR.TAG` (`target/debug/deps/x` → `target`).
+/// `CACHEDIR.TAG` (`target/debug/deps/x` → `target`). Found once per process:
+/// every passing test asks (to remove a stale report of its own).
 fn reports_root() -> Option<PathBuf> {
+    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ROOT.get_or_init(find_reports_root).clone()
+}
+
+fn find_reports_root() -> Option<PathBuf> {
     let from_env = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
     let target = match from_env {
         Some(dir) if dir.is_absolute() => Some(dir),
