@@ -345,7 +345,12 @@ impl Node {
     }
 
     fn nftables(&self) -> Nftables {
-        match self.command("nft").args(["list", "ruleset"]).output() {
+        match self
+            .command("nft")
+            .args(["list", "ruleset"])
+            .env("LC_ALL", "C")
+            .output()
+        {
             Ok(out) if out.status.success() => {
                 Nftables::Listed(String::from_utf8_lossy(&out.stdout).into_owned())
             }
