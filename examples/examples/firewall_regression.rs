@@ -12,7 +12,7 @@
 //! `cargo run -p examples --example firewall_regression` (exits with 1 unless the
 //! ruleset passes and the change is caught)
 
-use netns_fixture::matrix::{Flow, Matrix, MatrixReport, Service};
+use netns_fixture::matrix::{Matrix, MatrixReport};
 use netns_fixture::topology::Topology;
 use netns_fixture::Lab;
 use std::process::ExitCode;
@@ -21,16 +21,8 @@ const DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The suite: what listens, and what every flow should get.
 fn suite() -> Result<Matrix, Box<dyn std::error::Error>> {
-    let flows = std::fs::read_to_string(format!("{DIR}/rulesets/router.flows"))?;
-    Ok(Matrix::new("office router")
-        .service(Service::tcp("router", 22))
-        .service(Service::udp("router", 53))
-        .service(Service::tcp("web", 80))
-        .service(Service::tcp("web", 443))
-        .service(Service::tcp("web", 22))
-        .service(Service::tcp("outside", 80))
-        .flows(Flow::parse_table(&flows)?)
-        .explain_with("router"))
+    let table = std::fs::read_to_string(format!("{DIR}/rulesets/router.flows"))?;
+    Ok(Matrix::from_table("office router", &table)?.explain_with("router"))
 }
 
 /// Builds the office lab, loads `rules` into the router, runs the suite.

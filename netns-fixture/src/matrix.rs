@@ -111,6 +111,39 @@ impl Matrix {
         }
     }
 
+    /// A matrix from a flow table: one `FROM TO PROTO EXPECTED [NOTE]` line per
+    /// flow (see [`Flow::parse_table`]) and `service NODE PROTO PORT...` lines
+    /// for what listens, so that a whole suite lives in one file.
+    ///
+    /// ```
+    /// use netns_fixture::matrix::Matrix;
+    /// let matrix = Matrix::from_table("office router", "
+    ///     service router tcp 22
+    ///     service web    tcp 80 443
+    ///     # from   to               proto  expected  note
+    ///     outside  203.0.113.1:22   tcp    dropped   no ssh from the internet
+    ///     outside  203.0.113.1:80   tcp    accepted  http forward
+    /// ").unwrap();
+    /// assert_eq!((matrix.flow_count(), matrix.service_count()), (2, 3));
+    ///
+    /// let err = Matrix::from_table("m", "service web tcp http").unwrap_err();
+    /// assert_eq!(err.to_string(), "line 1: `http` is not a port number (0 to 65535): service web tcp http");
+    /// ```
+    pub fn from_table(name: &str, table: &str) -> Result<Matrix, FlowTableError> {
+        let (flows, services) = flow::parse_table(table)?;
+        Ok(Matrix::new(name).flows(flows).services(services))
+    }
+
+    /// How many flows it checks.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// How many services it starts.
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
     /// Adds a flow.
     pub fn flow(mut self, flow: Flow) -> Matrix {
         self.flows.push(flow);

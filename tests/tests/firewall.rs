@@ -21,6 +21,7 @@ const ROUTER_NFT_PATH: &str = concat!(
 const SHORT: Duration = Duration::from_millis(300);
 
 /// What listens in the office lab, so that "accepted" is possible.
+/// The `service` lines of `router.flows`, for suites of single flows.
 fn office_services() -> Vec<Service> {
     vec![
         Service::tcp("router", 22),
@@ -32,11 +33,9 @@ fn office_services() -> Vec<Service> {
     ]
 }
 
-/// The office router's regression suite.
+/// The office router's regression suite: flows and services, from the table.
 fn office_suite() -> Matrix {
-    Matrix::new("office router")
-        .services(office_services())
-        .flows(Flow::parse_table(ROUTER_FLOWS).unwrap())
+    Matrix::from_table("office router", ROUTER_FLOWS).unwrap()
 }
 
 /// `router.nft` with `from` replaced by `to` (which must occur exactly once).

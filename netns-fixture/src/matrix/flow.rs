@@ -1,6 +1,7 @@
 //! Flows: from a node, to an address and port, over TCP or UDP, with the outcome
 //! a firewall should give them. Written in Rust or as a table of text.
 
+use super::Service;
 use crate::probes::reach::{Outcome, Protocol};
 use crate::{Error, Lab};
 use std::fmt;
@@ -162,49 +163,82 @@ impl Flow {
     /// let err = Flow::parse_table("outside 203.0.113.1:80 tcp acepted").unwrap_err();
     /// assert_eq!(err.to_string(), "line 1: `acepted` is not an outcome (accepted, refused or dropped): outside 203.0.113.1:80 tcp acepted");
     /// ```
+    ///
+    /// `service NODE PROTO PORT...` lines (see [`crate::matrix::Matrix::from_table`])
+    /// are not flows: they are skipped here.
     pub fn parse_table(text: &str) -> Result<Vec<Flow>, FlowTableError> {
-        let mut flows = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            let trimmed = line.trim();
-            let words: Vec<&str> = trimmed.split_whitespace().collect();
-            if words.is_empty() || trimmed.starts_with('#') || words[0] == "from" {
-                continue;
-            }
-            let error = |why: String| FlowTableError {
-                line: index + 1,
-                text: trimmed.to_string(),
-                why,
-            };
-            let [from, to, protocol, expected, note @ ..] = words.as_slice() else {
+        parse_table(text).map(|(flows, _)| flows)
+    }
+}
+
+/// The flows and the `service` lines of a flow table.
+pub(crate) fn parse_table(text: &str) -> Result<(Vec<Flow>, Vec<Service>), FlowTableError> {
+    let mut flows = Vec::new();
+    let mut services = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        let words: Vec<&str> = trimmed.split_whitespace().collect();
+        if words.is_empty() || trimmed.starts_with('#') || words[0] == "from" {
+            continue;
+        }
+        let error = |why: String| FlowTableError {
+            line: index + 1,
+            text: trimmed.to_string(),
+            why,
+        };
+        if words[0] == "service" {
+            let [_, node, protocol, ports @ ..] = words.as_slice() else {
                 return Err(error(
-                    "expected FROM TO PROTO EXPECTED, e.g. `outside 203.0.113.1:22 tcp dropped`"
-                        .into(),
+                    "expected service NODE PROTO PORT..., e.g. `service web tcp 80 443`".into(),
                 ));
             };
-            let to = to.parse().map_err(error)?;
-            let protocol = match protocol.to_ascii_lowercase().as_str() {
-                "tcp" => Protocol::Tcp,
-                "udp" => Protocol::Udp,
-                _ => {
-                    return Err(error(format!(
-                        "`{protocol}` is not a protocol (tcp or udp)"
-                    )))
-                }
-            };
-            let expected = parse_outcome(expected).ok_or_else(|| {
-                error(format!(
-                    "`{expected}` is not an outcome (accepted, refused or dropped)"
-                ))
-            })?;
-            flows.push(Flow {
-                from: from.to_string(),
-                to,
-                protocol,
-                expected,
-                note: (!note.is_empty()).then(|| note.join(" ")),
-            });
+            let protocol = parse_protocol(protocol)
+                .ok_or_else(|| error(format!("`{protocol}` is not a protocol (tcp or udp)")))?;
+            if ports.is_empty() {
+                return Err(error(
+                    "expected service NODE PROTO PORT..., e.g. `service web tcp 80 443`".into(),
+                ));
+            }
+            for port in ports {
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| error(format!("`{port}` is not a port number (0 to 65535)")))?;
+                services.push(match protocol {
+                    Protocol::Tcp => Service::tcp(node, port),
+                    Protocol::Udp => Service::udp(node, port),
+                });
+            }
+            continue;
         }
-        Ok(flows)
+        let [from, to, protocol, expected, note @ ..] = words.as_slice() else {
+            return Err(error(
+                "expected FROM TO PROTO EXPECTED, e.g. `outside 203.0.113.1:22 tcp dropped`".into(),
+            ));
+        };
+        let to = to.parse().map_err(error)?;
+        let protocol = parse_protocol(protocol)
+            .ok_or_else(|| error(format!("`{protocol}` is not a protocol (tcp or udp)")))?;
+        let expected = parse_outcome(expected).ok_or_else(|| {
+            error(format!(
+                "`{expected}` is not an outcome (accepted, refused or dropped)"
+            ))
+        })?;
+        flows.push(Flow {
+            from: from.to_string(),
+            to,
+            protocol,
+            expected,
+            note: (!note.is_empty()).then(|| note.join(" ")),
+        });
+    }
+    Ok((flows, services))
+}
+
+fn parse_protocol(word: &str) -> Option<Protocol> {
+    match word.to_ascii_lowercase().as_str() {
+        "tcp" => Some(Protocol::Tcp),
+        "udp" => Some(Protocol::Udp),
+        _ => None,
     }
 }
 
@@ -299,6 +333,30 @@ mod tests {
         assert_eq!(e.why, "`sctp` is not a protocol (tcp or udp)");
         let e = Flow::parse_table("a 10.0.0.1 tcp accepted").unwrap_err();
         assert_eq!(e.why, "`10.0.0.1` is not ADDRESS:PORT or NODE:PORT");
+    }
+
+    #[test]
+    fn service_lines_are_read_and_checked() {
+        let (flows, services) =
+            parse_table("service web tcp 80 443\nservice dns udp 53\nlan web:80 tcp accepted\n")
+                .unwrap();
+        assert_eq!(flows.len(), 1);
+        let listed: Vec<String> = services
+            .iter()
+            .map(|s| format!("{} {} {}", s.node, s.protocol, s.port))
+            .collect();
+        assert_eq!(listed, ["web tcp 80", "web tcp 443", "dns udp 53"]);
+        assert_eq!(Flow::parse_table("service web tcp 80").unwrap(), []);
+        let e = parse_table("\nservice web tcp").unwrap_err();
+        assert_eq!(
+            (e.line, e.why.as_str()),
+            (
+                2,
+                "expected service NODE PROTO PORT..., e.g. `service web tcp 80 443`"
+            )
+        );
+        let e = parse_table("service web icmp 1").unwrap_err();
+        assert_eq!(e.why, "`icmp` is not a protocol (tcp or udp)");
     }
 
     #[test]
