@@ -2,7 +2,6 @@
 //! exit code, Ctrl-C and SIGTERM, and mistakes.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -257,25 +256,7 @@ fn shell_reads_commands_with_a_prompt_naming_the_lab() {
 
 #[test]
 fn interactive_bash_on_a_terminal_shows_the_lab_in_its_prompt() {
-    let (mut controller, mut terminal) = (0, 0);
-    // SAFETY: openpty fills two descriptors we then own.
-    let r = unsafe {
-        libc::openpty(
-            &mut controller,
-            &mut terminal,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0);
-    // SAFETY: just opened, owned by nobody else.
-    let (controller, terminal) = unsafe {
-        (
-            OwnedFd::from_raw_fd(controller),
-            OwnedFd::from_raw_fd(terminal),
-        )
-    };
+    let (controller, terminal) = tests::pseudo_terminal();
     let mut command = Command::new(env!("CARGO_BIN_EXE_netns-lab"));
     command
         .args(["up", "pair", "--node", "ns-2"])

@@ -2,7 +2,10 @@
 //! looks like, who still holds a namespace, and running a child test or program
 //! with a deadline.
 
+use netns_fixture::prelude::{Content, HttpRequest, Lab};
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -157,4 +160,70 @@ pub fn still_held(inodes: &[u64]) -> Vec<(u64, Vec<u32>)> {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     held
+}
+
+/// Write-up 003's check in a `two_servers` lab, from the calling thread (a test
+/// body in `client`): starts the two web servers on 8080, fetches through the
+/// router's ports 6000 and 6001 at `router`, checks that each port reached its
+/// own server, and returns the source address each server saw.
+///
+/// ```no_run
+/// # fn body(lab: &netns_fixture::Lab) {
+/// let seen = tests::fetch_both_forwards(lab, "10.0.0.233".parse().unwrap());
+/// assert_eq!(seen, ["10.0.0.2".parse::<std::net::IpAddr>().unwrap(); 2]);
+/// # }
+/// ```
+pub fn fetch_both_forwards(lab: &Lab, router: IpAddr) -> [IpAddr; 2] {
+    let bodies = ["Hello from Flask!\n", "Hello from the other Flask!\n"];
+    let servers = [("server1", bodies[0]), ("server2", bodies[1])].map(|(node, body)| {
+        lab.node(node)
+            .serve_http(8080, Content::text(body))
+            .unwrap_or_else(|e| panic!("serving HTTP in {node}: {e}"))
+    });
+    for (port, body) in [6000, 6001].into_iter().zip(bodies) {
+        let url = format!("http://{}/", SocketAddr::new(router, port));
+        let response = HttpRequest::get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.text(), body, "{url}");
+    }
+    servers.map(|server| {
+        let peers: Vec<IpAddr> = server
+            .requests()
+            .iter()
+            .map(|r| r.peer.ip().to_canonical())
+            .collect();
+        assert_eq!(peers.len(), 1, "one request per server: {peers:?}");
+        peers[0]
+    })
+}
+
+/// Opens a pseudo-terminal: (controller, terminal). Give the terminal to a child
+/// as its stdin/stdout/stderr (and controlling terminal) to test what a person at
+/// a terminal sees; read and write the controller.
+///
+/// ```no_run
+/// let (controller, terminal) = tests::pseudo_terminal();
+/// # drop((controller, terminal));
+/// ```
+pub fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
+    let (mut controller, mut terminal) = (0, 0);
+    // SAFETY: openpty fills two descriptors we then own.
+    let r = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both were just opened and are owned by nobody else.
+    unsafe {
+        (
+            OwnedFd::from_raw_fd(controller),
+            OwnedFd::from_raw_fd(terminal),
+        )
+    }
 }

@@ -116,30 +116,11 @@ fn two_servers_port_forwards_as_in_the_write_up(lab: &Lab) {
     ping(ip("10.0.0.233"), &once())
         .unwrap()
         .assert_all_replied();
-    let one = lab
-        .node("server1")
-        .serve_http(8080, Content::text("Hello from Flask!\n"))
-        .unwrap();
-    let two = lab
-        .node("server2")
-        .serve_http(8080, Content::text("Hello from the other Flask!\n"))
-        .unwrap();
-    let got = |port: u16| {
-        HttpRequest::get(&format!("http://10.0.0.233:{port}/"))
-            .send()
-            .unwrap()
-            .text()
-    };
-    assert_eq!(got(6000), "Hello from Flask!\n");
-    assert_eq!(got(6001), "Hello from the other Flask!\n");
-    for server in [&one, &two] {
-        let seen: Vec<String> = server
-            .requests()
-            .iter()
-            .map(|r| r.peer.ip().to_canonical().to_string())
-            .collect();
-        assert_eq!(seen, ["10.0.0.2"], "DNAT keeps the client's address");
-    }
+    assert_eq!(
+        tests::fetch_both_forwards(lab, ip("10.0.0.233")),
+        [ip("10.0.0.2"); 2],
+        "DNAT keeps the client's address"
+    );
     // Only the forwarded ports are open on the outside.
     lab.node("client")
         .tcp_connect(

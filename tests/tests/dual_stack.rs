@@ -222,26 +222,11 @@ fn two_servers_port_forwards_over_ipv6(lab: &Lab) {
     ping(ip("fd00:10::233"), &twice())
         .unwrap()
         .assert_all_replied();
-    let one = lab
-        .node("server1")
-        .serve_http(8080, Content::text("Hello from Flask!\n"))
-        .unwrap();
-    let two = lab
-        .node("server2")
-        .serve_http(8080, Content::text("Hello from the other Flask!\n"))
-        .unwrap();
-    let got = |port: u16| {
-        HttpRequest::get(&format!("http://[fd00:10::233]:{port}/"))
-            .send()
-            .unwrap()
-            .text()
-    };
-    assert_eq!(got(6000), "Hello from Flask!\n");
-    assert_eq!(got(6001), "Hello from the other Flask!\n");
-    for server in [&one, &two] {
-        let seen: Vec<IpAddr> = server.requests().iter().map(|r| r.peer.ip()).collect();
-        assert_eq!(seen, [ip("fd00:10::2")], "DNAT keeps the client's address");
-    }
+    assert_eq!(
+        tests::fetch_both_forwards(lab, ip("fd00:10::233")),
+        [ip("fd00:10::2"); 2],
+        "DNAT keeps the client's address"
+    );
 
     // The router's ip6 table holds the forwards, and each counted its connection.
     let rules = lab.node("router").firewall_rules();

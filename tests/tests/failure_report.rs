@@ -14,7 +14,6 @@
 use netns_fixture::__private::on_failure;
 use netns_fixture::prelude::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -435,33 +434,10 @@ fn kept_lab_can_be_entered_and_goes_on_sigterm() {
     assert_eq!(tests::still_held(&inodes), vec![], "namespaces left behind");
 }
 
-/// Opens a pseudo-terminal: (controller, the terminal's path).
-fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
-    let (mut controller, mut terminal) = (0, 0);
-    // SAFETY: openpty fills two descriptors we then own.
-    let r = unsafe {
-        libc::openpty(
-            &mut controller,
-            &mut terminal,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both were just opened and are owned by nobody else.
-    unsafe {
-        (
-            OwnedFd::from_raw_fd(controller),
-            OwnedFd::from_raw_fd(terminal),
-        )
-    }
-}
-
 #[test]
 fn kept_lab_waits_for_enter_on_the_terminal() {
     let _one = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
-    let (controller, terminal) = pseudo_terminal();
+    let (controller, terminal) = tests::pseudo_terminal();
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
