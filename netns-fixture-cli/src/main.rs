@@ -83,15 +83,8 @@ fn load(name: &str) -> Result<Topology, Usage> {
     if let Some(topology) = builtin::get(name) {
         return Ok(topology);
     }
-    let path = Path::new(name);
-    if path.is_file() {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Usage(format!("cannot read {name}: {e}")))?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "lab".into());
-        return Topology::from_toml(&text, &stem).map_err(|e| Usage(format!("{name}: {e}")));
+    if Path::new(name).is_file() {
+        return Topology::from_toml_file(name).map_err(|e| Usage(e.to_string()));
     }
     Err(Usage(format!(
         "no built-in topology `{name}` and no file of that name (built-ins: {})",

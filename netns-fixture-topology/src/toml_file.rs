@@ -59,13 +59,23 @@ pub struct TomlError {
     pub location: Option<(usize, usize)>,
     /// The same as a byte range of the file.
     pub span: Option<Range<usize>>,
+    /// The file, when read with [`Topology::from_toml_file`].
+    pub file: Option<std::path::PathBuf>,
 }
 
+/// `FILE:LINE:COLUMN: message` (as compilers write it), or
+/// `line LINE, column COLUMN: message` for text that came from no file.
 impl fmt::Display for TomlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some((line, column)) => write!(f, "line {line}, column {column}: {}", self.message),
-            None => f.write_str(&self.message),
+        match (&self.file, self.location) {
+            (Some(file), Some((line, column))) => {
+                write!(f, "{}:{line}:{column}: {}", file.display(), self.message)
+            }
+            (Some(file), None) => write!(f, "{}: {}", file.display(), self.message),
+            (None, Some((line, column))) => {
+                write!(f, "line {line}, column {column}: {}", self.message)
+            }
+            (None, None) => f.write_str(&self.message),
         }
     }
 }
@@ -108,16 +118,17 @@ impl Topology {
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Topology, TomlError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| TomlError {
-            message: format!("cannot read {}: {e}", path.display()),
+            message: format!("cannot read it: {e}"),
             location: None,
             span: None,
+            file: Some(path.to_path_buf()),
         })?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         Topology::from_toml(&text, &stem).map_err(|e| TomlError {
-            message: format!("{}: {}", path.display(), e.message),
+            file: Some(path.to_path_buf()),
             ..e
         })
     }
@@ -134,6 +145,7 @@ fn locate(text: &str, message: String, span: Option<Range<usize>>) -> TomlError 
         message,
         location,
         span,
+        file: None,
     }
 }
 
@@ -744,6 +756,29 @@ fn target_problem(text: &str, addresses: &NodeAddresses) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_errors_read_like_a_compilers() {
+        let dir = std::env::temp_dir().join(format!("netns-fixture-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "name = \"bad\"\n\n[[nodes]]\nnam = \"a\"\n").unwrap();
+        let e = Topology::from_toml_file(&file).unwrap_err();
+        assert_eq!(e.file.as_deref(), Some(file.as_path()));
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("{}:4:1: unknown field `nam`", file.display())),
+            "{shown}"
+        );
+        let missing = dir.join("missing.toml");
+        let e = Topology::from_toml_file(&missing).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}: cannot read it: ", missing.display())),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     use crate::builtin;
 
     #[test]
