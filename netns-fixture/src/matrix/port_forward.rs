@@ -461,12 +461,8 @@ fn derive(
             })
             .flatten()
     });
-    let protocol = match forward.protocol {
-        netns_fixture_topology::Protocol::Tcp => Protocol::Tcp,
-        netns_fixture_topology::Protocol::Udp => Protocol::Udp,
-    };
     Ok(Forward {
-        protocol,
+        protocol: forward.protocol,
         entry: Target::Address(std::net::SocketAddr::new(entry.addr, forward.port)),
         server: server.name().to_string(),
         port: forward.to.port(),

@@ -80,28 +80,14 @@ use std::time::{Duration, Instant};
 /// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The transport protocol of a check.
+/// The transport protocol of a check: the topology's own (`Protocol::Tcp` is
+/// a TCP connection attempt, `Protocol::Udp` a datagram waiting for an answer).
 ///
 /// ```
 /// use netns_fixture::probes::reach::Protocol;
 /// assert_eq!(Protocol::Udp.to_string(), "udp");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// A TCP connection attempt.
-    Tcp,
-    /// A UDP datagram, waiting for an answer.
-    Udp,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        })
-    }
-}
+pub use netns_fixture_topology::Protocol;
 
 /// What the path to a service did with a check.
 ///
