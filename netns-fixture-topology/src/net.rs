@@ -1,8 +1,9 @@
-//! Addresses with a prefix length (`10.0.0.10/16`), the one piece of IP arithmetic
-//! the topology model needs.
+//! Addresses with a prefix length (`10.0.0.10/16`), and the IP arithmetic of the
+//! topology model (networks here, address pools in `pool.rs`), on addresses as
+//! 128-bit integers for both families.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An interface address with its prefix length, such as `192.168.0.1/24`.
@@ -66,26 +67,51 @@ impl IpNet {
 }
 
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix as u32)
-            };
-            IpAddr::V4((bits & m).into())
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix as u32)
-            };
-            IpAddr::V6((bits & m).into())
-        }
+    let v4 = addr.is_ipv4();
+    from_bits(bits(addr) & !host_mask(v4, prefix), v4)
+}
+
+/// Bits in an address of the family (`v4`: IPv4).
+pub(crate) fn width(v4: bool) -> u32 {
+    if v4 {
+        32
+    } else {
+        128
     }
+}
+
+/// The address as an integer (IPv4 in the low 32 bits).
+pub(crate) fn bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(v4) => u32::from(v4).into(),
+        IpAddr::V6(v6) => v6.into(),
+    }
+}
+
+/// The address of the family (`v4`: IPv4) with these bits.
+pub(crate) fn from_bits(bits: u128, v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4(Ipv4Addr::from(bits as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(bits))
+    }
+}
+
+/// The host part of a prefix: all ones in the low `width - prefix` bits.
+pub(crate) fn host_mask(v4: bool, prefix: u8) -> u128 {
+    let host_bits = width(v4) - u32::from(prefix);
+    if host_bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    }
+}
+
+/// First and last address of `net`'s network.
+pub(crate) fn range(net: &IpNet) -> (u128, u128) {
+    let mask = host_mask(net.addr.is_ipv4(), net.prefix);
+    let start = bits(net.addr) & !mask;
+    (start, start | mask)
 }
 
 impl FromStr for IpNet {

@@ -22,10 +22,11 @@
 //!
 //! Bridge ports never get an address. Without a pool nothing changes.
 
+use crate::net::{from_bits, host_mask, range, width};
 use crate::spec::Topology;
 use crate::{IpNet, TopologyError};
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// The pools a topology's builder was given, already parsed and checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -265,46 +266,6 @@ fn place_name(topology: &Topology, place: Place) -> String {
             format!("{}/{}", end.node, end.interface)
         }
     }
-}
-
-fn width(v4: bool) -> u32 {
-    if v4 {
-        32
-    } else {
-        128
-    }
-}
-
-fn bits(addr: IpAddr) -> u128 {
-    match addr {
-        IpAddr::V4(v4) => u32::from(v4).into(),
-        IpAddr::V6(v6) => v6.into(),
-    }
-}
-
-fn from_bits(bits: u128, v4: bool) -> IpAddr {
-    if v4 {
-        IpAddr::V4(Ipv4Addr::from(bits as u32))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(bits))
-    }
-}
-
-/// The host part of a prefix: all ones in the low `width - prefix` bits.
-fn host_mask(v4: bool, prefix: u8) -> u128 {
-    let host_bits = width(v4) - u32::from(prefix);
-    if host_bits >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << host_bits) - 1
-    }
-}
-
-/// First and last address of `net`'s network.
-fn range(net: &IpNet) -> (u128, u128) {
-    let mask = host_mask(net.addr.is_ipv4(), net.prefix);
-    let start = bits(net.addr) & !mask;
-    (start, start | mask)
 }
 
 /// `count` free host addresses of `subnet`'s network, lowest first; on failure the
