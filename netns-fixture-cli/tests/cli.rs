@@ -261,21 +261,9 @@ fn interactive_bash_on_a_terminal_shows_the_lab_in_its_prompt() {
     command
         .args(["up", "pair", "--node", "ns-2"])
         .env("SHELL", "/bin/bash")
-        .env("TERM", "dumb")
-        .stdin(Stdio::from(terminal.try_clone().unwrap()))
-        .stdout(Stdio::from(terminal.try_clone().unwrap()))
-        .stderr(Stdio::from(terminal));
-    // SAFETY: setsid and ioctl are async-signal-safe: the terminal becomes the
-    // controlling terminal, as a person's would be.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .env("TERM", "dumb");
+    // The terminal becomes its controlling terminal, as a person's would be.
+    tests::run_on_terminal(&mut command, terminal);
     let mut child = command.spawn().unwrap();
     drop(command);
     let mut writer = std::fs::File::from(controller.try_clone().unwrap());

@@ -227,3 +227,31 @@ pub fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
         )
     }
 }
+
+/// Makes `terminal` (from [`pseudo_terminal`]) the standard input, output and
+/// error of `command` and its controlling terminal, as a person's terminal is.
+///
+/// ```no_run
+/// let (controller, terminal) = tests::pseudo_terminal();
+/// let mut command = std::process::Command::new("tty");
+/// tests::run_on_terminal(&mut command, terminal);
+/// # drop(controller);
+/// ```
+pub fn run_on_terminal(command: &mut Command, terminal: OwnedFd) {
+    let copy = || terminal.try_clone().expect("duplicating the terminal");
+    command
+        .stdin(Stdio::from(copy()))
+        .stdout(Stdio::from(copy()))
+        .stderr(Stdio::from(terminal));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::setsid();
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

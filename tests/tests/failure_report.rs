@@ -448,21 +448,9 @@ fn kept_lab_waits_for_enter_on_the_terminal() {
             "--color=never",
         ])
         .env("NETNS_FIXTURE_KEEP", "1")
-        .env_remove("NETNS_FIXTURE_REPORT")
-        .stdin(Stdio::from(terminal.try_clone().unwrap()))
-        .stdout(Stdio::from(terminal.try_clone().unwrap()))
-        .stderr(Stdio::from(terminal));
-    // SAFETY: setsid and ioctl are async-signal-safe; the terminal becomes the
-    // child's controlling terminal, as a person's would be.
-    unsafe {
-        command.pre_exec(move || {
-            libc::setsid();
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .env_remove("NETNS_FIXTURE_REPORT");
+    // The terminal becomes its controlling terminal, as a person's would be.
+    tests::run_on_terminal(&mut command, terminal);
     let mut child = command.spawn().unwrap();
     drop(command);
     let reader = std::fs::File::from(controller.try_clone().unwrap());
