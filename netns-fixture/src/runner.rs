@@ -69,9 +69,12 @@ fn build(topology: &Topology, node: Option<&str>) -> Built {
     Built::Lab(Arc::new(lab))
 }
 
-/// Ends a test with the body's outcome; in a user-namespace child, tells the
-/// parent first.
-fn finish<R: TestReturn>(outcome: std::thread::Result<R>) -> R {
+/// Ends a test with the body's outcome: drops the lab, stops the process if a
+/// person interrupted a kept lab, and in a user-namespace child tells the
+/// parent.
+fn finish<R: TestReturn>(lab: Arc<Lab>, outcome: std::thread::Result<R>) -> R {
+    drop(lab);
+    keep::reraise_interrupt();
     if userns::in_child() {
         let report = match &outcome {
             Ok(r) => match r.failure() {
@@ -184,9 +187,7 @@ pub fn run<R: TestReturn>(
         observe(&lab, node_name(&lab, node), &test, || body(&lab)).publish(&lab)
     };
     // The thread is home again; the lab goes on success, error and panic alike.
-    drop(lab);
-    keep::reraise_interrupt();
-    finish(outcome)
+    finish(lab, outcome)
 }
 
 /// Runs a synchronous body on its own thread inside `node`, failing the test if it
@@ -251,9 +252,7 @@ pub fn run_with_timeout<R: TestReturn + Send + 'static>(
             Err(Box::new(message) as Box<dyn std::any::Any + Send>)
         }
     };
-    drop(lab);
-    keep::reraise_interrupt();
-    finish(outcome)
+    finish(lab, outcome)
 }
 
 /// Runs an `async` body on a runtime whose threads are all inside `node`.
@@ -299,9 +298,7 @@ where
     let outcome = observed.publish(&lab);
     drop(runtime);
     drop(inside);
-    drop(lab);
-    keep::reraise_interrupt();
-    finish(outcome)
+    finish(lab, outcome)
 }
 
 fn enter(lab: &Lab, node: Option<&str>) -> crate::namespace::EnterGuard {
