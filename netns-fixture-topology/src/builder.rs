@@ -2,10 +2,10 @@
 
 use crate::pool::Pools;
 use crate::spec::{BridgeSpec, EndpointSpec, LinkSpec, NodeSpec, RouteSpec, Topology};
-use crate::{Firewall, IpNet};
+use crate::{sysctl_path, Firewall, IpNet};
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Linux limits interface names to 15 bytes (IFNAMSIZ minus the NUL).
 pub const MAX_INTERFACE_NAME: usize = 15;
@@ -31,6 +31,13 @@ pub enum TopologyError {
         /// The name.
         name: String,
         /// What is wrong.
+        why: String,
+    },
+    /// A node's sysctl key is not a per-namespace network key (see [`sysctl_path`]).
+    BadSysctl {
+        /// The node.
+        node: String,
+        /// What is wrong with the key.
         why: String,
     },
     /// An interface name is over 15 bytes.
@@ -125,8 +132,9 @@ impl fmt::Display for TopologyError {
                 write!(f, "duplicate node `{node}`: node names must be unique")
             }
             TopologyError::BadName { kind, name, why } => {
-                write!(f, "invalid {kind} name `{name}`: {why}")
+                write!(f, "invalid {kind} name `{}`: {why}", name.escape_debug())
             }
+            TopologyError::BadSysctl { node, why } => write!(f, "node `{node}`: {why}"),
             TopologyError::InterfaceNameTooLong { node, interface } => write!(
                 f,
                 "interface name `{interface}` on node `{node}` is {} bytes; Linux allows at most {MAX_INTERFACE_NAME}",
@@ -390,6 +398,19 @@ fn parse_pool(pool: Option<&str>, v4: bool) -> Result<Option<IpNet>, TopologyErr
             if v4 { 6 } else { 4 }
         )));
     }
+    // A pool's subnets are handed out from its start: one holding the unspecified
+    // or the loopback address would number an interface `::1` or `0.0.0.1`.
+    let special: [IpAddr; 2] = if v4 {
+        [Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::LOCALHOST.into()]
+    } else {
+        [Ipv6Addr::UNSPECIFIED.into(), Ipv6Addr::LOCALHOST.into()]
+    };
+    if let Some(addr) = special.iter().find(|a| net.network().contains(**a)) {
+        return Err(bad(format!(
+            "it holds the special address {addr}; use a private range such as {}",
+            if v4 { "10.99.0.0/16" } else { "fd00:99::/48" }
+        )));
+    }
     Ok(Some(net))
 }
 
@@ -501,9 +522,12 @@ fn check_name(kind: &'static str, name: &str) -> Result<(), TopologyError> {
         Some("it is empty".to_string())
     } else if let Some(c) = name
         .chars()
-        .find(|c| c.is_whitespace() || *c == '/' || *c == ':')
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '/' || *c == ':')
     {
         Some(format!("it contains {c:?}"))
+    } else if kind == "interface" && name.contains('%') {
+        // The kernel reads `%d` in a new link's name as "the next free number".
+        Some("it contains '%', which the kernel reads as a number template".to_string())
     } else if name == "." || name == ".." {
         Some("it is a path component".to_string())
     } else {
@@ -536,6 +560,14 @@ fn validate(topology: &Topology) -> Result<(), TopologyError> {
             });
         }
         seen_nodes.push(&node.name);
+    }
+    for node in &topology.nodes {
+        for (key, _) in &node.sysctls {
+            sysctl_path(key).map_err(|why| TopologyError::BadSysctl {
+                node: node.name.clone(),
+                why,
+            })?;
+        }
     }
     if !known.contains(&topology.default_node) {
         return Err(unknown("the default node".into(), &topology.default_node));
@@ -629,6 +661,55 @@ mod tests {
 
     fn err(builder: TopologyBuilder) -> String {
         builder.build().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rejects_names_the_kernel_reads_differently() {
+        let bad_interface = |name: &str| err(two().link(("a", name), ("b", "eth0")));
+        assert_eq!(
+            bad_interface("eth\0x"),
+            "invalid interface name `eth\\0x`: it contains '\\0'"
+        );
+        assert_eq!(
+            bad_interface("x%d"),
+            "invalid interface name `x%d`: it contains '%', which the kernel reads as a number template"
+        );
+        assert_eq!(
+            err(two().node("c\0d", |n| n)),
+            "invalid node name `c\\0d`: it contains '\\0'"
+        );
+        for prefix in ["+24", "024", "-1", " 24"] {
+            let address = format!("10.0.0.1/{prefix}");
+            assert_eq!(
+                err(two().link(("a", "eth0", address.as_str()), ("b", "eth0"))),
+                format!("bad address `{address}` for interface `eth0` of node `a`: `/{prefix}` in `{address}` is not a prefix length (write it in plain digits, like `/24`)")
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_pools_that_hold_special_addresses() {
+        let pool_err = |b: TopologyBuilder| b.node("a", |n| n).build().unwrap_err().to_string();
+        assert_eq!(
+            pool_err(Topology::builder("t").ipv6_pool("::/0")),
+            "bad address `::/0` for the IPv6 pool: it holds the special address ::; use a private range such as fd00:99::/48"
+        );
+        assert!(pool_err(Topology::builder("t").ipv4_pool("127.0.0.0/16"))
+            .contains("special address 127.0.0.1"));
+        assert!(pool_err(Topology::builder("t").ipv4_pool("0.0.0.0/0")).contains("0.0.0.0"));
+    }
+
+    #[test]
+    fn rejects_sysctl_keys_outside_the_namespace() {
+        assert_eq!(
+            err(two().node("c", |n| n.sysctl("../../tmp/x", "1"))),
+            "node `c`: sysctl key `../../tmp/x`: it has a path part `..`; a key names one file below /proc/sys/net"
+        );
+        assert!(err(two().node("c", |n| n.sysctl("kernel/hostname", "x"))).contains("machine-wide"));
+        assert!(two()
+            .node("c", |n| n.sysctl("net.ipv4.tcp_syncookies", "0"))
+            .build()
+            .is_ok());
     }
 
     #[test]

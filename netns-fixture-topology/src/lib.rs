@@ -27,6 +27,7 @@ mod firewall;
 mod net;
 mod pool;
 mod spec;
+mod sysctl_key;
 mod toml_file;
 
 pub use builder::{NodeBuilder, TopologyBuilder, TopologyError, MAX_INTERFACE_NAME};
@@ -35,4 +36,5 @@ pub use firewall::{
 };
 pub use net::IpNet;
 pub use spec::{BridgeSpec, EndpointSpec, LinkSpec, NodeSpec, RouteSpec, Topology};
+pub use sysctl_key::sysctl_path;
 pub use toml_file::TomlError;

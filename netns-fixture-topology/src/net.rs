@@ -124,9 +124,14 @@ impl FromStr for IpNet {
         let addr: IpAddr = addr
             .parse()
             .map_err(|_| format!("`{addr}` in `{s}` is not an IP address"))?;
+        // u8's parser takes `+24` and `024`, which other tools read differently.
+        let canonical = prefix == "0"
+            || (!prefix.starts_with('0') && prefix.bytes().all(|b| b.is_ascii_digit()));
         let prefix: u8 = prefix
             .parse()
-            .map_err(|_| format!("`/{prefix}` in `{s}` is not a prefix length"))?;
+            .ok()
+            .filter(|_| canonical)
+            .ok_or_else(|| format!("`/{prefix}` in `{s}` is not a prefix length (write it in plain digits, like `/24`)"))?;
         IpNet::new(addr, prefix)
     }
 }

@@ -213,7 +213,9 @@ impl Spans {
             return keyed;
         }
         let wanted: Box<dyn Fn(&str) -> bool> = match e {
-            TopologyError::DuplicateNode { node } | TopologyError::UnknownNode { node, .. } => {
+            TopologyError::DuplicateNode { node }
+            | TopologyError::UnknownNode { node, .. }
+            | TopologyError::BadSysctl { node, .. } => {
                 let node = node.clone();
                 Box::new(move |v| v == node)
             }
@@ -998,7 +1000,7 @@ mod tests {
         );
         assert_eq!(
             blame(&router_with("{ forward = [{ source = \"10.1.0.0/x\" }] }")),
-            (3, "\"10.1.0.0/x\"", "node `r`, forward rule 1: bad source network `10.1.0.0/x`: `/x` in `10.1.0.0/x` is not a prefix length".into())
+            (3, "\"10.1.0.0/x\"", "node `r`, forward rule 1: bad source network `10.1.0.0/x`: `/x` in `10.1.0.0/x` is not a prefix length (write it in plain digits, like `/24`)".into())
         );
     }
 
@@ -1163,6 +1165,18 @@ b = { node = "internet", interface = "eth0", addresses = ["198.51.100.2/24", "fd
         assert_eq!(
             error(&format!("[pools]\nipv4 = \"10.0.0.0/8\"\n{TWO}[[links]]\na = {{ node = \"a\", interface = \"e0\", addresses = [\"10.1.0.1/32\"] }}\nb = {{ node = \"b\", interface = \"e0\" }}\n")),
             "line 8, column 50: no free address left in 10.1.0.1/32 for b/e0: link 1 (a/e0 <-> b/e0) has addresses there already, so its other interfaces are numbered from that subnet instead of the pool"
+        );
+    }
+
+    #[test]
+    fn a_sysctl_key_outside_proc_sys_net_is_refused() {
+        assert_eq!(
+            error("[[nodes]]\nname = \"a\"\nsysctls = { \"../../tmp/x\" = \"1\" }\n"),
+            "line 2, column 8: node `a`: sysctl key `../../tmp/x`: it has a path part `..`; a key names one file below /proc/sys/net"
+        );
+        assert!(
+            error("[[nodes]]\nname = \"a\"\nsysctls = { \"kernel.hostname\" = \"x\" }\n")
+                .contains("machine-wide")
         );
     }
 }

@@ -53,8 +53,8 @@ fn parse_duration(text: &str) -> Option<Duration> {
     match unit {
         "ms" => Some(Duration::from_millis(number)),
         "s" => Some(Duration::from_secs(number)),
-        "m" => Some(Duration::from_secs(number * 60)),
-        "h" => Some(Duration::from_secs(number * 3_600)),
+        "m" => number.checked_mul(60).map(Duration::from_secs),
+        "h" => number.checked_mul(3_600).map(Duration::from_secs),
         _ => None,
     }
 }
@@ -251,7 +251,7 @@ enum Ended {
 }
 
 fn wait(tty: Option<&Terminal>, signals: &Signals, limit: Option<Duration>) -> Ended {
-    let deadline = limit.map(|d| Instant::now() + d);
+    let deadline = limit.map(crate::deadline::from_now);
     loop {
         let mut fds = vec![libc::pollfd {
             fd: signals.fd(),
@@ -327,5 +327,17 @@ mod tests {
         assert!(keep_from(Some("soon"))
             .unwrap_err()
             .contains("not understood"));
+    }
+
+    #[test]
+    fn huge_keep_values_are_errors_or_saturate_never_panics() {
+        assert!(keep_from(Some("18446744073709551615m"))
+            .unwrap_err()
+            .contains("not understood"));
+        assert!(keep_from(Some("18446744073709551615h")).is_err());
+        let Ok(Some(Keep::AtMost(huge))) = keep_from(Some("18446744073709551615s")) else {
+            panic!("a number of seconds that fits is a duration");
+        };
+        assert!(crate::deadline::from_now(huge) > Instant::now());
     }
 }

@@ -21,6 +21,7 @@
 extern crate self as netns_fixture;
 
 pub mod capture;
+mod deadline;
 pub mod diagram;
 mod error;
 pub mod inspect;

@@ -43,10 +43,29 @@ enum Policy {
 }
 
 fn policy() -> Policy {
-    match std::env::var(REPORT_VAR).as_deref().map(str::trim) {
-        Ok("always") | Ok("1") => Policy::Always,
-        Ok("never") | Ok("0") | Ok("off") => Policy::Never,
-        _ => Policy::OnFailure,
+    let value = std::env::var(REPORT_VAR).ok();
+    let (policy, complaint) = policy_from(value.as_deref());
+    if let Some(complaint) = complaint {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("netns-fixture: {complaint}"));
+    }
+    policy
+}
+
+/// The policy a value of `NETNS_FIXTURE_REPORT` asks for, and what to tell the
+/// user when the value means nothing (then the default applies).
+fn policy_from(value: Option<&str>) -> (Policy, Option<String>) {
+    match value.map(str::trim) {
+        Some("always") | Some("1") => (Policy::Always, None),
+        Some("never") | Some("0") | Some("off") => (Policy::Never, None),
+        None | Some("") | Some("on-failure") => (Policy::OnFailure, None),
+        Some(other) => (
+            Policy::OnFailure,
+            Some(format!(
+                "{REPORT_VAR}={other} is not understood (use always, never or on-failure): \
+                 writing reports for failing tests only"
+            )),
+        ),
     }
 }
 
@@ -650,6 +669,17 @@ fn utc(time: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn report_values_are_read_and_unknown_ones_are_named() {
+        assert_eq!(policy_from(None), (Policy::OnFailure, None));
+        assert_eq!(policy_from(Some("always")).0, Policy::Always);
+        assert_eq!(policy_from(Some(" never ")).0, Policy::Never);
+        let (policy, complaint) = policy_from(Some("sometimes"));
+        assert_eq!(policy, Policy::OnFailure);
+        let complaint = complaint.expect("an unknown value is said");
+        assert!(complaint.contains("NETNS_FIXTURE_REPORT=sometimes is not understood"));
+    }
 
     #[test]
     fn dates_are_civil_utc() {

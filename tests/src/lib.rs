@@ -219,6 +219,14 @@ pub fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
         )
     };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // openpty does not set close-on-exec: without it every child started meanwhile
+    // (by this or a parallel test) inherits the controller, so the terminal is never
+    // hung up when the test process dies and whatever waits on it lives on.
+    for fd in [controller, terminal] {
+        // SAFETY: fcntl on descriptors we just opened.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_eq!(r, 0, "FD_CLOEXEC: {}", std::io::Error::last_os_error());
+    }
     // SAFETY: both were just opened and are owned by nobody else.
     unsafe {
         (

@@ -340,7 +340,7 @@ impl Capture {
         predicate: impl Fn(&Packet) -> bool,
         timeout: Duration,
     ) -> Option<Packet> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::from_now(timeout);
         let mut checked = 0;
         let mut state = self.shared.lock();
         loop {

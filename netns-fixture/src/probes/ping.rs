@@ -31,6 +31,7 @@
 //! println!("{report}");
 //! ```
 
+use crate::deadline;
 use nix::errno::Errno;
 use nix::sys::socket::{
     self, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType,
@@ -1041,7 +1042,7 @@ impl Pinger {
 
     fn run(&mut self, options: &PingOptions) -> PingReport {
         let start = Instant::now();
-        let deadline = options.deadline.map(|d| start + d);
+        let deadline = options.deadline.map(|d| deadline::after(start, d));
         let count = usize::from(options.count);
         // Per probe: when it was sent, and its outcome once known.
         let mut sent: Vec<(Instant, Option<ProbeOutcome>, u32)> = Vec::with_capacity(count);
@@ -1052,7 +1053,7 @@ impl Pinger {
                 break;
             }
             for (sent_at, outcome, _) in sent.iter_mut() {
-                if outcome.is_none() && now >= *sent_at + options.timeout {
+                if outcome.is_none() && now >= deadline::after(*sent_at, options.timeout) {
                     *outcome = Some(ProbeOutcome::NoReply {
                         waited: options.timeout,
                     });
@@ -1065,11 +1066,13 @@ impl Pinger {
                     errno: errno as i32,
                 });
                 sent.push((sent_at, outcome, 0));
-                next_send += options.interval;
+                next_send = deadline::after(next_send, options.interval);
                 continue;
             }
             let pending = sent.iter().filter(|(_, o, _)| o.is_none());
-            let first_expiry = pending.map(|(at, _, _)| *at + options.timeout).min();
+            let first_expiry = pending
+                .map(|(at, _, _)| deadline::after(*at, options.timeout))
+                .min();
             if sent.len() == count && first_expiry.is_none() {
                 break;
             }
