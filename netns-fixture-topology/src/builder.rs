@@ -430,6 +430,7 @@ impl NodeBuilder {
                 bridges: Vec::new(),
                 routes: Vec::new(),
                 sysctls: Vec::new(),
+                bridge_netfilter: false,
                 firewall: None,
             },
             errors: Vec::new(),
@@ -453,6 +454,25 @@ impl NodeBuilder {
     /// Turns on IP forwarding (IPv4 and IPv6): the node is a router.
     pub fn forwarding(mut self) -> Self {
         self.spec.forwarding = true;
+        self
+    }
+
+    /// Passes frames that cross this node's bridges through its IP firewall
+    /// (iptables, ip6tables and arptables hooks), as a Docker host with
+    /// `br_netfilter` does. By default bridged frames skip it in every lab
+    /// namespace, whatever the machine has loaded. Building fails with a clear
+    /// error where the kernel lacks `br_netfilter`.
+    ///
+    /// ```
+    /// use netns_fixture_topology::Topology;
+    /// let t = Topology::builder("docker-like")
+    ///     .node("host", |n| n.forwarding().bridge("br0", &["10.0.0.1/24"]).bridge_netfilter())
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(t.node("host").unwrap().bridge_netfilter);
+    /// ```
+    pub fn bridge_netfilter(mut self) -> Self {
+        self.spec.bridge_netfilter = true;
         self
     }
 

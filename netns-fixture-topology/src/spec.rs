@@ -99,6 +99,11 @@ pub struct NodeSpec {
     pub sysctls: Vec<(String, String)>,
     /// NAT and forwarding rules, if the node is a router that has any.
     pub firewall: Option<Firewall>,
+    /// Whether frames crossing this node's bridges pass its IP firewall
+    /// (`net.bridge.bridge-nf-call-iptables=1`, as on a Docker host). Off by
+    /// default, so a lab behaves the same on machines with and without the
+    /// kernel's `br_netfilter`.
+    pub bridge_netfilter: bool,
 }
 
 /// A Linux bridge inside a node.

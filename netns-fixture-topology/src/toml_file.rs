@@ -18,6 +18,9 @@
 //! b = { node = "router", interface = "pc1-port", bridge = "br0" }
 //! ```
 //!
+//! `bridge_netfilter = true` on a node passes frames crossing its bridges through
+//! its IP firewall, as a Docker host does (off by default).
+//!
 //! `default_route` takes one gateway or an array of them, one per family
 //! (`default_route = ["10.1.0.1", "fd00:1::1"]`).
 //!
@@ -338,6 +341,8 @@ struct NodeToml {
     #[serde(default)]
     sysctls: BTreeMap<String, String>,
     firewall: Option<FirewallToml>,
+    #[serde(default)]
+    bridge_netfilter: bool,
 }
 
 #[derive(Deserialize)]
@@ -554,6 +559,9 @@ impl NodeToml {
         let name = self.name.get_ref();
         if self.forwarding {
             node = node.forwarding();
+        }
+        if self.bridge_netfilter {
+            node = node.bridge_netfilter();
         }
         for bridge in &self.bridges {
             let addresses: Vec<String> = bridge.addresses.iter().map(|a| spans.note(a)).collect();
@@ -800,7 +808,7 @@ mod tests {
     fn errors_point_at_the_line() {
         assert_eq!(
             error("[[nodes]]\nname = \"a\"\nforwardin = true\n"),
-            "line 3, column 1: unknown field `forwardin`, expected one of `name`, `forwarding`, `default_route`, `routes`, `bridges`, `sysctls`, `firewall`"
+            "line 3, column 1: unknown field `forwardin`, expected one of `name`, `forwarding`, `default_route`, `routes`, `bridges`, `sysctls`, `firewall`, `bridge_netfilter`"
         );
         assert_eq!(
             error(&format!("{TWO}[[nodes]]\nname = \"a\"\n")),

@@ -871,6 +871,8 @@ impl<'t> Builder<'t> {
                     })
                     .map_err(self.error(&spec.name, step))?;
             }
+            set_bridge_netfilter(spec)
+                .map_err(self.error(&spec.name, "setting bridge netfilter"))?;
             let check = match ipv6 {
                 true => Some(
                     Ipv6Readiness::open()
@@ -1017,4 +1019,38 @@ fn node_sysctls(spec: &NodeSpec, ipv6: bool) -> Vec<(String, String)> {
     }
     sysctls.extend(spec.sysctls.iter().cloned());
     sysctls
+}
+
+/// Where the kernel's `br_netfilter` is loaded, each new namespace starts with
+/// bridged frames passing its IP firewall; a lab turns that off in every node
+/// with bridges, unless the node asks for it ([`NodeSpec::bridge_netfilter`]).
+const BRIDGE_NETFILTER_SYSCTLS: [&str; 3] = [
+    "net/bridge/bridge-nf-call-iptables",
+    "net/bridge/bridge-nf-call-ip6tables",
+    "net/bridge/bridge-nf-call-arptables",
+];
+
+/// Sets bridge netfilter in the calling thread's namespace as `spec` asks.
+fn set_bridge_netfilter(spec: &NodeSpec) -> io::Result<()> {
+    if spec.bridges.is_empty() && !spec.bridge_netfilter {
+        return Ok(());
+    }
+    let value = if spec.bridge_netfilter { "1" } else { "0" };
+    for key in BRIDGE_NETFILTER_SYSCTLS {
+        match sysctl::write(key, value) {
+            Ok(()) => {}
+            // Without br_netfilter bridged frames skip the IP firewall already.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !spec.bridge_netfilter => {
+                return Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(io::Error::other(format!(
+                    "bridge_netfilter needs the kernel's bridge netfilter \
+                     (CONFIG_BRIDGE_NETFILTER, module br_netfilter loaded): {e}"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
