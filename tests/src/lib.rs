@@ -63,10 +63,12 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Output {
 }
 
 /// The facts about the machine's own network namespace that a lab must never change.
+///
+/// Named namespaces (`ip netns list`) are not among them: the library makes only
+/// anonymous ones, so that list can change only by other programs on the machine;
+/// a lab's leftover namespaces are found by [`holders_of`] instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineState {
-    /// `ip netns list`.
-    pub named_namespaces: String,
     /// Link names from `ip -o link`.
     pub links: BTreeSet<String>,
     /// `nft list ruleset`.
@@ -95,7 +97,6 @@ impl MachineState {
         })
         .collect();
         MachineState {
-            named_namespaces: run("ip", &["netns", "list"]),
             links,
             ruleset: run("nft", &["list", "ruleset"]),
             sysctls,

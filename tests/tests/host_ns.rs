@@ -15,7 +15,7 @@ fn curl_reaches_the_web_server_inside_the_namespace(lab: &Lab) {
     assert_eq!(response.text(), "Hello from ns_rifky\n");
     let seen = server.requests();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].peer.ip().to_canonical().to_string(), "10.0.0.10");
+    assert_eq!(seen[0].peer.ip().to_string(), "10.0.0.10");
     assert_eq!(seen[0].path, "/");
 }
 

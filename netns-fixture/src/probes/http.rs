@@ -419,7 +419,8 @@ fn handle(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(ReceivedRequest {
-            peer,
+            // The listener is dual-stack: IPv4 clients arrive as `::ffff:a.b.c.d`.
+            peer: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
             method,
             path: path.clone(),
             headers,
