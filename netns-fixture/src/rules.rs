@@ -162,45 +162,34 @@ impl Node {
     /// "#).unwrap();
     /// ```
     pub fn iptables_commands(&self, script: &str) -> Result<(), RulesError> {
-        let mut commands = 0;
+        // Every line is read and checked first, so that a line that is neither an
+        // iptables command nor a sysctl write applies nothing.
+        let mut steps = Vec::new();
         for (number, line) in logical_lines(script) {
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let problem = |message: String| {
-                RulesError::Rejected(Rejection {
-                    node: self.name().to_string(),
-                    command: trimmed.to_string(),
-                    problems: vec![RuleProblem {
-                        file: None,
-                        line: Some(number),
-                        columns: None,
-                        rule: Some(trimmed.to_string()),
-                        message,
-                        note: None,
-                    }],
-                    stderr: String::new(),
-                })
-            };
+            let problem = |message: String| self.line_problem(number, trimmed, message);
             let mut words = words::split(trimmed).map_err(problem)?;
             if words.first().map(String::as_str) == Some("sudo") {
                 words.remove(0);
             }
-            let program = words.first().cloned().unwrap_or_default();
-            let tool = program.rsplit('/').next().unwrap_or_default();
-            let tool = match tool {
-                "iptables" | "iptables-nft" => "iptables",
-                "ip6tables" | "ip6tables-nft" => "ip6tables",
-                _ => {
-                    return Err(problem(format!(
-                        "`{program}` is not an iptables or ip6tables command"
-                    )))
+            let step = script_step(&words).map_err(problem)?;
+            steps.push((number, trimmed.to_string(), step));
+        }
+        let commands = steps.len();
+        for (number, line, step) in steps {
+            match step {
+                ScriptStep::Tables(tool, args) => {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    self.command_line(tool, &args, Some((number, &line)))?;
                 }
-            };
-            let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
-            self.command_line(tool, &args, Some((number, trimmed)))?;
-            commands += 1;
+                ScriptStep::Sysctl(key, value) => {
+                    self.run(|| crate::sysctl::write(&key, &value))
+                        .map_err(|e| self.line_problem(number, &line, e.to_string()))?
+                }
+            }
         }
         if commands == 0 {
             // E.g. commands pasted with their `# ` root prompts: all comments.
@@ -221,6 +210,23 @@ impl Node {
             }));
         }
         Ok(())
+    }
+
+    /// A problem with line `number` (`line`) of a pasted script.
+    fn line_problem(&self, number: usize, line: &str, message: String) -> RulesError {
+        RulesError::Rejected(Rejection {
+            node: self.name().to_string(),
+            command: line.to_string(),
+            problems: vec![RuleProblem {
+                file: None,
+                line: Some(number),
+                columns: None,
+                rule: Some(line.to_string()),
+                message,
+                note: None,
+            }],
+            stderr: String::new(),
+        })
     }
 
     /// Reads this node's ruleset back (`nft -a list ruleset`): tables, chains,
@@ -426,6 +432,61 @@ fn check(
         problems: problems(&stderr),
         stderr,
     }))
+}
+
+/// One line of a pasted script.
+#[derive(Debug, PartialEq, Eq)]
+enum ScriptStep {
+    /// `iptables` or `ip6tables` with its arguments.
+    Tables(&'static str, Vec<String>),
+    /// `echo VALUE > /proc/sys/KEY`, `sysctl -w KEY=VALUE` or `sysctl KEY=VALUE`.
+    Sysctl(String, String),
+}
+
+/// What a script line (split into words, `sudo` removed) asks for.
+fn script_step(words: &[String]) -> Result<ScriptStep, String> {
+    let program = words.first().map(String::as_str).unwrap_or_default();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let tool = program.rsplit('/').next().unwrap_or_default();
+    let not_a_sysctl = || {
+        format!(
+            "`{}` is not a sysctl write this loader understands \
+             (`echo VALUE > /proc/sys/KEY` or `sysctl -w KEY=VALUE`)",
+            words.join(" ")
+        )
+    };
+    match tool {
+        "iptables" | "iptables-nft" => Ok(ScriptStep::Tables(
+            "iptables",
+            words[1..].iter().map(|w| w.to_string()).collect(),
+        )),
+        "ip6tables" | "ip6tables-nft" => Ok(ScriptStep::Tables(
+            "ip6tables",
+            words[1..].iter().map(|w| w.to_string()).collect(),
+        )),
+        "echo" => {
+            let (value, path) = match &words[1..] {
+                [value, ">", path] => (*value, *path),
+                [value, target] if target.starts_with('>') => (*value, &target[1..]),
+                _ => return Err(not_a_sysctl()),
+            };
+            let key = path.strip_prefix("/proc/sys/").ok_or_else(not_a_sysctl)?;
+            let key = netns_fixture_topology::sysctl_path(key)?;
+            Ok(ScriptStep::Sysctl(key, value.to_string()))
+        }
+        "sysctl" => {
+            let setting = match &words[1..] {
+                ["-w", setting] | [setting] => *setting,
+                _ => return Err(not_a_sysctl()),
+            };
+            let (key, value) = setting.split_once('=').ok_or_else(not_a_sysctl)?;
+            let key = netns_fixture_topology::sysctl_path(key.trim())?;
+            Ok(ScriptStep::Sysctl(key, value.trim().to_string()))
+        }
+        _ => Err(format!(
+            "`{program}` is not an iptables or ip6tables command (nor a sysctl write)"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -587,8 +587,64 @@ fn a_failing_iptables_command_names_its_line(lab: &Lab) {
     let err = node.iptables_commands("nft add table ip x").unwrap_err();
     assert_eq!(
         err.problems()[0].message,
-        "`nft` is not an iptables or ip6tables command"
+        "`nft` is not an iptables or ip6tables command (nor a sysctl write)"
     );
+}
+
+/// A write-up pasted whole: its sysctl lines are applied in the node, and a line
+/// that is none of the known kinds is named before anything is applied.
+#[netns_test(topology = "pair")]
+fn pasted_write_ups_apply_their_sysctl_lines_and_unknown_lines_apply_nothing(lab: &Lab) {
+    let node = lab.node("ns-2");
+    let read = |key: &str| {
+        node.run(|| std::fs::read_to_string(format!("/proc/sys/{key}")).unwrap())
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("net/ipv4/ip_forward"), "0");
+    node.iptables_commands(
+        "
+        sudo echo 1 > /proc/sys/net/ipv4/ip_forward
+        sudo sysctl -w net.ipv4.conf.all.rp_filter=2
+        iptables -A FORWARD -j ACCEPT -m comment --comment 'after the sysctls'
+    ",
+    )
+    .unwrap();
+    assert_eq!(read("net/ipv4/ip_forward"), "1");
+    assert_eq!(read("net/ipv4/conf/all/rp_filter"), "2");
+    let before = node.ruleset().unwrap();
+    assert_eq!(before.rules().count(), 1, "{before}");
+
+    let err = node
+        .iptables_commands(
+            "
+        iptables -A INPUT -p tcp --dport 22 -j ACCEPT
+        echo 0 > /proc/sys/net/ipv4/ip_forward
+        ip route add default via 10.0.0.10
+    ",
+        )
+        .unwrap_err();
+    let problem = &err.problems()[0];
+    assert_eq!(problem.line, Some(4));
+    assert_eq!(
+        problem.message,
+        "`ip` is not an iptables or ip6tables command (nor a sysctl write)"
+    );
+    assert_eq!(
+        node.ruleset().unwrap(),
+        before,
+        "a rejected script applied rules"
+    );
+    assert_eq!(
+        read("net/ipv4/ip_forward"),
+        "1",
+        "a rejected script wrote a sysctl"
+    );
+
+    let err = node
+        .iptables_commands("echo 1 > /proc/sys/kernel/hostname")
+        .unwrap_err();
+    assert!(err.problems()[0].message.contains("machine-wide"), "{err}");
 }
 
 // ---------------------------------------------------------------- services

@@ -42,4 +42,7 @@ fn unknown_key_in_a_firewall() {}
 #[netns_test(topology = "labs/unknown_top_level_key.toml")]
 fn unknown_top_level_key() {}
 
+#[netns_test(topology = "labs/sysctl_outside_net.toml")]
+fn sysctl_key_outside_proc_sys_net() {}
+
 fn main() {}
