@@ -187,3 +187,23 @@ fn probe_mistakes_are_clear_errors() {
         "{spawn}"
     );
 }
+
+/// `Duration::MAX` as a ping interval, timeout or deadline, or as a capture's wait,
+/// means "as long as it takes" instead of "overflow when adding duration to instant".
+#[netns_fixture::netns_test(topology = "pair", node = "ns-1")]
+fn huge_durations_saturate_instead_of_panicking(lab: &Lab) {
+    use netns_fixture::probes::ping::PingOptions;
+    use std::time::Duration;
+    let huge = PingOptions::default()
+        .count(1)
+        .interval(Duration::MAX)
+        .timeout(Duration::MAX)
+        .deadline(Duration::MAX);
+    let capture = lab.node("ns-2").capture("veth-2", "icmp").unwrap();
+    lab.node("ns-1")
+        .ping("10.0.0.20", &huge)
+        .unwrap()
+        .assert_all_replied();
+    let request = capture.wait_for(|p| p.is_icmp_echo_request(), Duration::MAX);
+    assert!(request.is_some(), "the echo request was captured");
+}
