@@ -14,18 +14,25 @@ const COUNT_FORWARDED_ECHOES: &str = "table inet probe {
     }
 }";
 
-fn three_pings() -> PingOptions {
-    PingOptions::default()
+/// How many of three echo requests from `from` to `to` crossed `router`'s forward
+/// hook (counted by a rule loaded for the call and removed after it).
+fn echoes_forwarded(lab: &Lab, router: &str, from: &str, to: &str) -> u64 {
+    let router = lab.node(router);
+    router.load_nftables(COUNT_FORWARDED_ECHOES).unwrap();
+    let pings = PingOptions::default()
         .count(3)
-        .interval(Duration::from_millis(20))
-}
-
-fn forwarded_echoes(lab: &Lab, node: &str) -> u64 {
-    lab.node(node)
+        .interval(Duration::from_millis(20));
+    lab.node(from)
+        .ping(to, &pings)
+        .unwrap()
+        .assert_all_replied();
+    let counted = router
         .ruleset()
         .unwrap()
         .rule_with_comment("forwarded echo")
-        .packets()
+        .packets();
+    router.load_nftables("delete table inet probe").unwrap();
+    counted
 }
 
 /// Two pcs on one bridge of `switch`, with bridge netfilter as `docker_like` says.
@@ -57,36 +64,18 @@ fn switched(docker_like: bool) -> Topology {
 /// never seen by the host's forward hook.
 #[netns_test(topology = "lan", node = "ns1")]
 fn bridged_frames_skip_the_ip_firewall_by_default(lab: &Lab) {
-    lab.node("host")
-        .load_nftables(COUNT_FORWARDED_ECHOES)
-        .unwrap();
-    lab.node("ns1")
-        .ping("192.168.0.3", &three_pings())
-        .unwrap()
-        .assert_all_replied();
     assert_eq!(
-        forwarded_echoes(lab, "host"),
+        echoes_forwarded(lab, "host", "ns1", "192.168.0.3"),
         0,
         "bridged echoes went through the host's forward hook"
     );
     // Routed traffic still does: the counter is live.
-    lab.node("ns1")
-        .ping("198.51.100.2", &three_pings())
-        .unwrap()
-        .assert_all_replied();
-    assert_eq!(forwarded_echoes(lab, "host"), 3);
+    assert_eq!(echoes_forwarded(lab, "host", "ns1", "198.51.100.2"), 3);
 }
 
 #[netns_test(topology = switched(false), node = "pc1")]
 fn a_plain_bridge_node_does_not_filter_bridged_frames(lab: &Lab) {
-    lab.node("switch")
-        .load_nftables(COUNT_FORWARDED_ECHOES)
-        .unwrap();
-    lab.node("pc1")
-        .ping("10.7.0.3", &three_pings())
-        .unwrap()
-        .assert_all_replied();
-    assert_eq!(forwarded_echoes(lab, "switch"), 0);
+    assert_eq!(echoes_forwarded(lab, "switch", "pc1", "10.7.0.3"), 0);
 }
 
 /// Where the kernel has br_netfilter, the opt-in passes bridged frames through the
@@ -98,14 +87,7 @@ fn bridge_netfilter_on_request_passes_bridged_frames_through_the_firewall() {
     match Lab::build(&switched(true)) {
         Ok(lab) => {
             assert!(kernel_has_it, "built bridge netfilter without br_netfilter");
-            lab.node("switch")
-                .load_nftables(COUNT_FORWARDED_ECHOES)
-                .unwrap();
-            lab.node("pc1")
-                .ping("10.7.0.3", &three_pings())
-                .unwrap()
-                .assert_all_replied();
-            assert_eq!(forwarded_echoes(&lab, "switch"), 3);
+            assert_eq!(echoes_forwarded(&lab, "switch", "pc1", "10.7.0.3"), 3);
         }
         Err(e) => {
             assert!(!kernel_has_it, "building failed: {e}");
