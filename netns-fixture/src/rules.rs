@@ -150,8 +150,12 @@ impl Node {
     /// Runs `iptables`/`ip6tables` commands as a write-up or a shell script has
     /// them, one a line, in order: blank lines and `#` comments are skipped, a
     /// leading `sudo` is ignored, quotes work as in a shell, a line ending in `\`
-    /// goes on. Stops at the first command that fails; the error gives its line.
-    /// A script without any command is an error too (pasted with `# ` prompts?).
+    /// goes on. `echo VALUE > /proc/sys/KEY` and `sysctl -w KEY=VALUE` lines are
+    /// written as sysctls in the node (only keys under `net/`). Every line is
+    /// checked before any is applied, so a line of another kind applies nothing;
+    /// then the commands run in order and stop at the first that fails (the ones
+    /// before it stay applied). Errors give the line. A script without any command
+    /// is an error too (pasted with `# ` prompts?).
     ///
     /// ```no_run
     /// let lab = netns_fixture::Lab::builtin("two_servers").unwrap();
