@@ -580,8 +580,6 @@ fn validate(topology: &Topology) -> Result<(), TopologyError> {
             });
         }
         seen_nodes.push(&node.name);
-    }
-    for node in &topology.nodes {
         for (key, _) in &node.sysctls {
             sysctl_path(key).map_err(|why| TopologyError::BadSysctl {
                 node: node.name.clone(),

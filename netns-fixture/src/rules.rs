@@ -460,14 +460,15 @@ fn script_step(words: &[String]) -> Result<ScriptStep, String> {
         )
     };
     match tool {
-        "iptables" | "iptables-nft" => Ok(ScriptStep::Tables(
-            "iptables",
-            words[1..].iter().map(|w| w.to_string()).collect(),
-        )),
-        "ip6tables" | "ip6tables-nft" => Ok(ScriptStep::Tables(
-            "ip6tables",
-            words[1..].iter().map(|w| w.to_string()).collect(),
-        )),
+        "iptables" | "iptables-nft" | "ip6tables" | "ip6tables-nft" => {
+            let tool = if tool.starts_with("ip6") {
+                "ip6tables"
+            } else {
+                "iptables"
+            };
+            let args = words[1..].iter().map(|w| w.to_string()).collect();
+            Ok(ScriptStep::Tables(tool, args))
+        }
         "echo" => {
             let (value, path) = match &words[1..] {
                 [value, ">", path] => (*value, *path),

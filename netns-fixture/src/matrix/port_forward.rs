@@ -296,7 +296,7 @@ impl PortForwardCheck {
                         .requests()
                         .into_iter()
                         .find(|r| r.path == path)
-                        .map(|r| ((node.clone(), *port), r.peer.ip().to_canonical()))
+                        .map(|r| ((node.clone(), *port), r.peer.ip()))
                 }),
                 Protocol::Udp => udp.iter().find_map(|s| {
                     s.arrivals()

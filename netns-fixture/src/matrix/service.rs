@@ -2,6 +2,7 @@
 //! a node, which remembers every connection or datagram that arrived and from
 //! which address (after whatever NAT happened on the way).
 
+use crate::probes::canonical;
 use crate::probes::reach::Protocol;
 use crate::{Error, Lab, Node};
 use nix::sys::socket::{
@@ -169,11 +170,6 @@ impl Drop for RunningService {
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name).spawn(f)
-}
-
-/// The address without the IPv4-mapped IPv6 form a dual-stack socket reports.
-fn canonical(address: SocketAddr) -> SocketAddr {
-    SocketAddr::new(address.ip().to_canonical(), address.port())
 }
 
 /// Waits until one of `fds` is readable; `false` when `wake` says stop.

@@ -420,7 +420,7 @@ fn handle(
         .unwrap_or_else(|p| p.into_inner())
         .push(ReceivedRequest {
             // The listener is dual-stack: IPv4 clients arrive as `::ffff:a.b.c.d`.
-            peer: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+            peer: super::canonical(peer),
             method,
             path: path.clone(),
             headers,

@@ -6,3 +6,9 @@
 pub mod http;
 pub mod ping;
 pub mod reach;
+
+/// The address without the IPv4-mapped IPv6 form (`::ffff:10.0.0.10`) that a
+/// dual-stack socket reports for IPv4 peers.
+pub(crate) fn canonical(address: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(address.ip().to_canonical(), address.port())
+}
